@@ -1,0 +1,136 @@
+"""Datasets as arrays, the DARTS search split, and deterministic batches.
+
+The batch order is a pure function of (seed, step): epoch e uses the
+permutation `default_rng([seed, e])`, so resuming at a step reproduces the
+exact batches of an uninterrupted run, and the data position a checkpoint
+needs is just the step. For multi-host runs every host draws the same global
+batch indices and keeps its contiguous slice (`process_index`), so the global
+batch does not depend on the number of hosts.
+
+Synopsis:
+
+  ds = get_dataset('digits')                    # needs no download
+  train, val = search_split(ds.train, 0.5)       # DARTS: first / second half
+  for step, batch in batches(train, 64, seed=0, start_step=0): ...
+"""
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+
+
+class DataError(ValueError):
+  """Missing, corrupt or mismatched data, with the offending path or field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  images: np.ndarray  # uint8 [N, H, W, C]
+  labels: np.ndarray  # int32 [N]
+
+  def __post_init__(self):
+    if self.images.ndim != 4 or self.images.dtype != np.uint8:
+      raise DataError(f'images must be uint8 [N, H, W, C], got '
+                      f'{self.images.dtype} {self.images.shape}.')
+    if self.labels.shape != self.images.shape[:1]:
+      raise DataError(f'{len(self.labels)} labels for {len(self.images)} '
+                      'images.')
+
+  def __len__(self):
+    return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  name: str
+  train: Split
+  test: Split
+  num_classes: int
+  mean: tuple[float, ...]  # per channel, of images / 255
+  std: tuple[float, ...]
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.train.images.shape[1:])
+
+
+def search_split(split: Split, portion: float) -> tuple[Split, Split]:
+  """DARTS's split: the first `portion` trains weights, the rest alpha."""
+  n = int(len(split) * portion)
+  if not 0 < n < len(split):
+    raise DataError(f'train_portion={portion} leaves an empty half of '
+                    f'{len(split)} examples.')
+  return (Split(split.images[:n], split.labels[:n]),
+          Split(split.images[n:], split.labels[n:]))
+
+
+def steps_per_epoch(split: Split, global_batch: int) -> int:
+  """Full batches per epoch (the remainder of each epoch is dropped)."""
+  steps = len(split) // global_batch
+  if steps == 0:
+    raise DataError(f'Global batch {global_batch} is larger than the split '
+                    f'({len(split)} examples).')
+  return steps
+
+
+def batches(split: Split, global_batch: int, *, seed: int, start_step: int = 0,
+            process_index: int = 0, process_count: int = 1
+            ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+  """Yields (step, this host's part of the global batch) from `start_step` on.
+
+  Args:
+    split: the examples.
+    global_batch: examples per step over all hosts.
+    seed: base seed of the per-epoch permutations.
+    start_step: first step to yield (resume position).
+    process_index, process_count: this host and the number of hosts.
+  """
+  if global_batch % process_count:
+    raise DataError(f'Global batch {global_batch} does not divide across '
+                    f'{process_count} hosts.')
+  per_host = global_batch // process_count
+  per_epoch = steps_per_epoch(split, global_batch)
+  step, perm_epoch, perm = start_step, None, None
+  while True:
+    epoch, k = divmod(step, per_epoch)
+    if epoch != perm_epoch:
+      perm = np.random.default_rng([seed, epoch]).permutation(len(split))
+      perm_epoch = epoch
+    idx = perm[k * global_batch:(k + 1) * global_batch]
+    idx = np.sort(idx[process_index * per_host:(process_index + 1) * per_host])
+    yield step, {'image': split.images[idx], 'label': split.labels[idx]}
+    step += 1
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], ...]:
+  x = images.astype(np.float64) / 255.0
+  return (tuple(x.mean((0, 1, 2)).tolist()), tuple(x.std((0, 1, 2)).tolist()))
+
+
+def get_dataset(name: str, data_dir: str | None = None,
+                image_shape: tuple[int, ...] | None = None) -> Dataset:
+  """Loads a dataset by name: 'digits', 'cifar10' or 'tfds:<name>'.
+
+  Args:
+    name: 'digits' (ships with scikit-learn, no download), 'cifar10' (the
+      extracted `cifar-10-batches-py` directory at `data_dir`) or
+      'tfds:cifar10' (a prepared TFDS directory at `data_dir`, no TensorFlow).
+    data_dir: where the data lives (ignored by 'digits').
+    image_shape: if given, the [H, W, C] the config expects; a mismatch is an
+      error naming both.
+  """
+  from data import cifar, digits  # pylint: disable=g-import-not-at-top
+  if name == 'digits':
+    ds = digits.load()
+  elif name == 'cifar10':
+    ds = cifar.load_batches_dir(data_dir)
+  elif name.startswith('tfds:'):
+    ds = cifar.load_tfds(name[len('tfds:'):], data_dir)
+  else:
+    raise DataError(f"Unknown dataset {name!r}; valid: 'digits', 'cifar10', "
+                    "'tfds:<name>'.")
+  if image_shape is not None and tuple(image_shape) != ds.image_shape:
+    raise DataError(f'Dataset {name!r} has images of shape {ds.image_shape} '
+                    f'but config.data.image_shape is {tuple(image_shape)}.')
+  return ds

@@ -1,0 +1,1 @@
+"""DARTS: differentiable architecture search (Liu, Simonyan and Yang, ICLR 2019)."""

@@ -1,0 +1,214 @@
+"""The DARTS bilevel step, as pure functions.
+
+Liu et al. (2019), Algorithm 1, with the architecture step taken first on a
+validation batch and the weight step second on a training batch:
+
+  g_alpha = d/d alpha L_val(w'(alpha), alpha),
+      w'(alpha) = w + U(grad_w L_train(w, alpha))    # the virtual step
+  alpha  <- alpha + arch_tx(g_alpha)
+  w      <- w + tx(grad_w L_train(w, alpha))
+
+Three ways to get g_alpha (`arch_mode`):
+
+* 'first_order': w' = w, so g_alpha = grad_alpha L_val(w, alpha).
+* 'second_order' (exact): U is the *real* weight update `tx.update` with the
+  current optimiser state (SGD momentum buffer, weight decay, clipping, and
+  the current learning rate), and JAX differentiates L_val(w'(alpha), alpha)
+  through it: through the training gradient (a second derivative of the
+  network) and through the optax update. Any optax `tx` works.
+* 'finite_difference': the paper's approximation (its eq. 7-8). With
+  v = grad_w' L_val(w', alpha) and r = radius / ||v||,
+    g_alpha ~ grad_alpha L_val(w', alpha)
+              - eta * (grad_alpha L_train(w + r v) - grad_alpha L_train(w - r v)) / 2r,
+  which assumes dw'/dg = -eta I (true for SGD with momentum and weight decay,
+  without clipping). It is cheaper to compile but inexact: across a ReLU or
+  max-pool kink the perturbation r v changes the active set, and on small
+  float64 networks the default radius 0.01 is 66-73 % off the exact gradient
+  (shared/reference/darts.md 7c; tests/darts_step_test.py shows it here).
+
+BatchNorm in the virtual step: every forward pass of a search runs BatchNorm in
+training mode, so outputs are normalised with the statistics of the batch at
+hand and the running statistics never enter a loss. The virtual step and the
+validation pass therefore do not read them, and the running statistics they
+would produce are discarded: only the real weight step updates them (the
+reference also lets the architect's passes update them, a side effect with no
+influence on the search). The running statistics are used only to evaluate in
+inference mode.
+
+All steps are `(state, batches...) -> (state, metrics)` with the model and the
+input preprocessing bound as keyword-only static arguments. A non-finite loss
+leaves the state unchanged and is reported in the metrics (`finite`), so the
+loop can stop without corrupting the state.
+
+Synopsis:
+
+  step = functools.partial(search_step, model=model, preprocess=prep,
+                           arch_mode='second_order')
+  state, metrics = jax.jit(step, donate_argnums=0)(state, train_b, val_b)
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nasjax import types
+from nasjax.train_state import SearchState
+
+ARCH_MODES = ('first_order', 'second_order', 'finite_difference')
+Preprocess = Callable[[jax.Array, jax.Array, bool], jax.Array]
+
+
+def _loss(params, batch_stats, alpha, images, labels, *, model):
+  """Cross-entropy with BatchNorm in training mode. aux = (stats, logits)."""
+  logits, updates = model.apply(
+      {'params': params, 'batch_stats': batch_stats}, images, alpha,
+      train=True, mutable=['batch_stats'])
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return loss, (updates['batch_stats'], logits)
+
+
+def _accuracy(logits, labels):
+  return jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
+def _inputs(state, batch, salt, preprocess):
+  rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), salt)
+  return preprocess(batch['image'], rng, True), batch['label']
+
+
+def virtual_step(state: SearchState, alpha, images, labels, *, model):
+  """w'(alpha): the weight update `tx` would make now, as a function of alpha."""
+  grads, _ = jax.grad(_loss, has_aux=True)(
+      state.params, state.batch_stats, alpha, images, labels, model=model)
+  updates, _ = state.tx.update(grads, state.opt_state, state.params)
+  return optax.apply_updates(state.params, updates)
+
+
+def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
+                  preprocess: Preprocess, arch_mode: str,
+                  learning_rate: Callable | None = None,
+                  fd_radius: float = 0.01):
+  """g_alpha by `arch_mode`, plus (val loss, val logits).
+
+  Args:
+    state: current search state.
+    train_batch, val_batch: {'image', 'label'} batches.
+    model: the search network.
+    preprocess: (uint8 images, rng, train) -> float images.
+    arch_mode: one of ARCH_MODES.
+    learning_rate: step -> lr; needed by 'finite_difference' only (eta).
+    fd_radius: the r numerator of 'finite_difference'.
+
+  Returns:
+    (g_alpha with alpha's structure, val_loss, val_logits, val_labels)
+  """
+  if arch_mode not in ARCH_MODES:
+    raise ValueError(f'Unknown arch_mode {arch_mode!r}; valid: {ARCH_MODES}.')
+  x_val, y_val = _inputs(state, val_batch, 1, preprocess)
+  loss = lambda *a: _loss(*a, model=model)
+  if arch_mode == 'first_order':
+    (val_loss, (_, logits)), g = jax.value_and_grad(loss, argnums=2,
+                                                    has_aux=True)(
+        state.params, state.batch_stats, state.alpha, x_val, y_val)
+    return g, val_loss, logits, y_val
+
+  x_tr, y_tr = _inputs(state, train_batch, 0, preprocess)
+  if arch_mode == 'second_order':
+
+    def unrolled_val_loss(alpha):
+      w2 = virtual_step(state, alpha, x_tr, y_tr, model=model)
+      return loss(w2, state.batch_stats, alpha, x_val, y_val)
+
+    (val_loss, (_, logits)), g = jax.value_and_grad(
+        unrolled_val_loss, has_aux=True)(state.alpha)
+    return g, val_loss, logits, y_val
+
+  # finite_difference
+  if learning_rate is None:
+    raise ValueError("arch_mode='finite_difference' needs learning_rate.")
+  w2 = virtual_step(state, state.alpha, x_tr, y_tr, model=model)
+  (val_loss, (_, logits)), (g_alpha, v) = jax.value_and_grad(
+      loss, argnums=(2, 0), has_aux=True)(w2, state.batch_stats, state.alpha,
+                                          x_val, y_val)
+  r = fd_radius / optax.global_norm(v)
+  grad_alpha_train = lambda w: jax.grad(loss, argnums=2, has_aux=True)(
+      w, state.batch_stats, state.alpha, x_tr, y_tr)[0]
+  shift = lambda sign: jax.tree.map(lambda p, d: p + sign * r * d,
+                                    state.params, v)
+  g_plus, g_minus = grad_alpha_train(shift(1.0)), grad_alpha_train(shift(-1.0))
+  eta = learning_rate(state.step)
+  g = jax.tree.map(lambda a, p, m: a - eta * (p - m) / (2 * r), g_alpha,
+                   g_plus, g_minus)
+  return g, val_loss, logits, y_val
+
+
+def _weight_update(state: SearchState, alpha, train_batch, *, model,
+                   preprocess):
+  x, y = _inputs(state, train_batch, 0, preprocess)
+  (loss, (batch_stats, logits)), grads = jax.value_and_grad(
+      _loss, has_aux=True)(state.params, state.batch_stats, alpha, x, y,
+                           model=model)
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = {'train_loss': loss, 'train_accuracy': _accuracy(logits, y),
+             'grad_norm': optax.global_norm(grads)}
+  return params, batch_stats, opt_state, metrics
+
+
+def _guarded(old: SearchState, new: SearchState, metrics):
+  """Keeps `old` where any loss is not finite; reports it in metrics."""
+  finite = jnp.all(jnp.stack([jnp.isfinite(v) for k, v in metrics.items()
+                              if k.endswith('loss')]))
+  state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  return state, {**metrics, 'finite': finite}
+
+
+def weight_step(state: SearchState, train_batch: types.Batch, *, model,
+                preprocess: Preprocess):
+  """One weight step with alpha fixed. Returns (state, metrics)."""
+  params, batch_stats, opt_state, metrics = _weight_update(
+      state, state.alpha, train_batch, model=model, preprocess=preprocess)
+  new = state.replace(step=state.step + 1, params=params,
+                      batch_stats=batch_stats, opt_state=opt_state)
+  return _guarded(state, new, metrics)
+
+
+def search_step(state: SearchState, train_batch: types.Batch,
+                val_batch: types.Batch, *, model, preprocess: Preprocess,
+                arch_mode: str, learning_rate: Callable | None = None,
+                fd_radius: float = 0.01):
+  """One DARTS step: alpha on `val_batch`, then weights on `train_batch`."""
+  g_alpha, val_loss, val_logits, y_val = arch_gradient(
+      state, train_batch, val_batch, model=model, preprocess=preprocess,
+      arch_mode=arch_mode, learning_rate=learning_rate, fd_radius=fd_radius)
+  updates, arch_opt_state = state.arch_tx.update(g_alpha, state.arch_opt_state,
+                                                 state.alpha)
+  alpha = optax.apply_updates(state.alpha, updates)
+  params, batch_stats, opt_state, metrics = _weight_update(
+      state, alpha, train_batch, model=model, preprocess=preprocess)
+  new = state.replace(step=state.step + 1, params=params,
+                      batch_stats=batch_stats, opt_state=opt_state, alpha=alpha,
+                      arch_opt_state=arch_opt_state)
+  metrics.update(val_loss=val_loss,
+                 val_accuracy=_accuracy(val_logits, y_val),
+                 arch_grad_norm=optax.global_norm(g_alpha))
+  return _guarded(state, new, metrics)
+
+
+def eval_step(state: SearchState, batch: types.Batch, *, model,
+              preprocess: Preprocess):
+  """Inference-mode (running BatchNorm statistics) sums over a batch.
+
+  Returns {'loss_sum', 'correct', 'count'} so batches can be added up.
+  """
+  x = preprocess(batch['image'], state.rng, False)
+  logits = model.apply({'params': state.params,
+                        'batch_stats': state.batch_stats}, x, state.alpha,
+                       train=False)
+  y = batch['label']
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+  return {'loss_sum': losses.sum(),
+          'correct': jnp.sum(jnp.argmax(logits, -1) == y),
+          'count': jnp.asarray(y.shape[0])}

@@ -1,0 +1,312 @@
+"""Genotypes: a discrete DARTS cell pair, as data.
+
+A `Genotype` is what a search hands to retraining. It round-trips through JSON
+and through the papers' notation,
+
+  Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
+           reduce=[('max_pool_3x3', 0), ...], reduce_concat=range(2, 6))
+
+which is parsed with `ast` (never `eval`). Each cell is a list of (op, input)
+pairs, two per intermediate node: node i (state i + 2) sums the two ops
+applied to the given earlier states (0 and 1 are the cell inputs).
+
+Derivation from alpha (the paper's rule, `Network.genotype` in the reference):
+per intermediate node keep the two incoming edges whose strongest non-'none'
+softmax weight is largest (ties keep the lower input index), and on each the
+argmax op excluding 'none' (the first maximum wins). Pairs are listed strongest
+edge first.
+
+Synopsis:
+
+  g = from_alpha(state.alpha, space)
+  g == from_json(to_json(g)) == from_notation(to_notation(g))
+  write_svg(g, 'genotype.svg')
+"""
+
+import ast
+import dataclasses
+import json
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from nasjax import ops
+from nasjax.search_spaces import darts_cell
+
+Pair = tuple[str, int]
+_FIELDS = ('normal', 'normal_concat', 'reduce', 'reduce_concat')
+
+
+class GenotypeError(ValueError):
+  """A genotype that is malformed or does not fit its space."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Genotype:
+  normal: tuple[Pair, ...]
+  normal_concat: tuple[int, ...]
+  reduce: tuple[Pair, ...]
+  reduce_concat: tuple[int, ...]
+
+  def __post_init__(self):
+    for cell in ('normal', 'reduce'):
+      pairs = getattr(self, cell)
+      if len(pairs) % 2:
+        raise GenotypeError(f'{cell}: needs two (op, input) pairs per node, '
+                            f'got {len(pairs)} pairs.')
+      for n, pair in enumerate(pairs):
+        if (not isinstance(pair, tuple) or len(pair) != 2 or
+            not isinstance(pair[0], str) or not isinstance(pair[1], int) or
+            isinstance(pair[1], bool)):
+          raise GenotypeError(f'{cell}[{n}]: expected (op_name, input_index), '
+                              f'got {pair!r}.')
+        op, src = pair
+        if op not in ops.OPS:
+          raise GenotypeError(f'{cell}[{n}]: unknown op {op!r}. Valid ops: '
+                              f'{sorted(ops.OPS)}.')
+        node = n // 2
+        if not 0 <= src < node + 2:
+          raise GenotypeError(f'{cell}[{n}]: node {node} (state {node + 2}) '
+                              f'cannot read state {src}; valid inputs are '
+                              f'0..{node + 1}.')
+      concat = getattr(self, cell + '_concat')
+      num_states = len(pairs) // 2 + 2
+      if not concat or any(not 0 <= c < num_states for c in concat):
+        raise GenotypeError(f'{cell}_concat {list(concat)} must name states '
+                            f'in 0..{num_states - 1}.')
+
+  @property
+  def steps(self) -> int:
+    return len(self.normal) // 2
+
+
+def make(normal: Sequence[Sequence], normal_concat: Sequence[int],
+         reduce: Sequence[Sequence], reduce_concat: Sequence[int]) -> Genotype:
+  """Builds a Genotype from lists (as JSON or the notation give them)."""
+
+  def pairs(cell, items):
+    try:
+      return tuple((p[0], p[1]) for p in items if len(p) == 2) if all(
+          len(p) == 2 for p in items) else _bad_pairs(cell, items)
+    except TypeError:
+      return _bad_pairs(cell, items)
+
+  def ints(cell, items):
+    try:
+      return tuple(int(c) for c in items)
+    except (TypeError, ValueError):
+      raise GenotypeError(f'{cell}: expected a list of ints, got '
+                          f'{items!r}.') from None
+
+  return Genotype(pairs('normal', normal), ints('normal_concat', normal_concat),
+                  pairs('reduce', reduce), ints('reduce_concat', reduce_concat))
+
+
+def _bad_pairs(cell, items):
+  raise GenotypeError(f'{cell}: expected a list of (op_name, input_index) '
+                      f'pairs, got {items!r}.')
+
+
+# ---------------------------------------------------------------- derivation
+
+
+def derive_cell(weights: np.ndarray, space: darts_cell.DartsCellSpace,
+                top_k: int = 2) -> tuple[Pair, ...]:
+  """Discrete cell from softmax(alpha) weights [E, K] of one cell type."""
+  weights = np.asarray(weights, np.float64)
+  if weights.shape != (space.num_edges, space.num_ops):
+    raise GenotypeError(f'alpha weights have shape {weights.shape}; the space '
+                        f'needs {(space.num_edges, space.num_ops)}.')
+  usable = [k for k, p in enumerate(space.primitives) if p != 'none']
+  if not usable:
+    raise GenotypeError("The space has no op other than 'none'.")
+  pairs = []
+  for node in range(space.steps):
+    inputs = range(space.num_inputs + node)
+    rows = [weights[space.edge_index(node, j), usable] for j in inputs]
+    strength = [r.max() for r in rows]
+    # Stable sort on the negated strength: ties keep the lower input index.
+    kept = sorted(inputs, key=lambda j: -strength[j])[:top_k]
+    for j in kept:
+      pairs.append((space.primitives[usable[int(np.argmax(rows[j]))]], j))
+  return tuple(pairs)
+
+
+def _softmax(x):
+  x = np.asarray(x, np.float64)
+  e = np.exp(x - x.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def from_alpha(alpha: Mapping[str, np.ndarray],
+               space: darts_cell.DartsCellSpace) -> Genotype:
+  """The paper's derivation: top-2 edges per node, argmax non-'none' op."""
+  concat = space.concat
+  return Genotype(derive_cell(_softmax(alpha['normal']), space), concat,
+                  derive_cell(_softmax(alpha['reduce']), space), concat)
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def to_dict(g: Genotype) -> dict:
+  return {'normal': [list(p) for p in g.normal],
+          'normal_concat': list(g.normal_concat),
+          'reduce': [list(p) for p in g.reduce],
+          'reduce_concat': list(g.reduce_concat)}
+
+
+def from_dict(d: Mapping) -> Genotype:
+  if not isinstance(d, Mapping):
+    raise GenotypeError(f'A genotype must be a JSON object, got '
+                        f'{type(d).__name__}.')
+  missing = [f for f in _FIELDS if f not in d]
+  extra = [f for f in d if f not in _FIELDS]
+  if missing or extra:
+    raise GenotypeError(f'Genotype fields: missing {missing}, unexpected '
+                        f'{extra}; expected exactly {list(_FIELDS)}.')
+  return make(**{f: d[f] for f in _FIELDS})
+
+
+def to_json(g: Genotype) -> str:
+  return json.dumps(to_dict(g))
+
+
+def from_json(text: str) -> Genotype:
+  try:
+    d = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise GenotypeError(f'Malformed genotype JSON: {e}.') from None
+  return from_dict(d)
+
+
+# ---------------------------------------------------------------- notation
+
+
+def to_notation(g: Genotype) -> str:
+  """The reference code's `Genotype(...)` repr."""
+  cell = lambda pairs: '[' + ', '.join(f'({op!r}, {i})' for op, i in pairs) + ']'
+  return (f'Genotype(normal={cell(g.normal)}, '
+          f'normal_concat={list(g.normal_concat)}, '
+          f'reduce={cell(g.reduce)}, reduce_concat={list(g.reduce_concat)})')
+
+
+def _literal(node: ast.AST, field: str):
+  # `range(a, b)` is how the reference writes concat lists.
+  if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and
+      node.func.id == 'range' and not node.keywords):
+    args = [_literal(a, field) for a in node.args]
+    if not 1 <= len(args) <= 3 or not all(isinstance(a, int) for a in args):
+      raise GenotypeError(f'{field}: bad range(...) arguments.')
+    return list(range(*args))
+  try:
+    return ast.literal_eval(node)
+  except ValueError:
+    raise GenotypeError(f'{field}: only literals and range(...) are allowed, '
+                        f'got {ast.unparse(node)!r}.') from None
+
+
+def from_notation(text: str) -> Genotype:
+  """Parses `Genotype(normal=[...], normal_concat=..., reduce=[...], ...)`."""
+  try:
+    tree = ast.parse(text.strip(), mode='eval')
+  except SyntaxError as e:
+    raise GenotypeError(f'Malformed genotype notation: {e.msg} at column '
+                        f'{e.offset}.') from None
+  call = tree.body
+  if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and
+          call.func.id == 'Genotype'):
+    raise GenotypeError("Genotype notation must be a call 'Genotype(...)'.")
+  if call.args:
+    values = [_literal(a, f) for a, f in zip(call.args, _FIELDS)]
+    if len(call.args) != 4:
+      raise GenotypeError(f'Genotype(...) takes 4 fields, got '
+                          f'{len(call.args)} positional.')
+    return make(*values)
+  return from_dict({kw.arg: _literal(kw.value, kw.arg) for kw in call.keywords})
+
+
+def parse(text: str) -> Genotype:
+  """JSON or notation, whichever `text` is."""
+  return from_json(text) if text.lstrip().startswith('{') else from_notation(
+      text)
+
+
+# The published DARTS cells, in the reference's notation (cnn/genotypes.py).
+DARTS_V1 = from_notation(
+    "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
+    "('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], "
+    "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), "
+    "('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+    "('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])")
+DARTS_V2 = from_notation(
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), "
+    "('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+    "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), "
+    "('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+    "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+
+
+# ---------------------------------------------------------------- pictures
+
+
+def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
+  """An SVG drawing of one cell: inputs left, nodes middle, output right."""
+  steps = len(pairs) // 2
+  node_w, node_h, gap_x, gap_y = 90, 30, 150, 60
+  pos = {0: (20, 40), 1: (20, 40 + 2 * gap_y)}
+  for i in range(steps):
+    pos[i + 2] = (20 + gap_x * (1 + i // 2 + i % 2 * 0.5), 40 + gap_y * i)
+  out_pos = (20 + gap_x * (2 + steps // 2), 40 + gap_y * (steps - 1) / 2)
+  width = int(out_pos[0] + node_w + 20)
+  height = int(max(40 + gap_y * steps, 40 + 3 * gap_y) + 20)
+  colors = {'none': '#999', 'max_pool_3x3': '#1f77b4',
+            'avg_pool_3x3': '#17becf', 'skip_connect': '#7f7f7f',
+            'sep_conv_3x3': '#d62728', 'sep_conv_5x5': '#ff7f0e',
+            'dil_conv_3x3': '#2ca02c', 'dil_conv_5x5': '#9467bd'}
+  parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+           f'height="{height + 30}" font-family="sans-serif" font-size="11">',
+           f'<text x="10" y="18" font-size="14">{title}</text>',
+           '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="7" '
+           'refY="3" orient="auto"><path d="M0,0 L7,3 L0,6 z"/></marker></defs>']
+
+  def edge(a, b, label, color):
+    (x1, y1), (x2, y2) = a, b
+    x1, y1, x2, y2 = x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2
+    parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" '
+                 f'stroke="{color}" stroke-width="1.5" marker-end="url(#a)"/>')
+    parts.append(f'<text x="{(x1 + x2) / 2 - 25}" y="{(y1 + y2) / 2 - 3}" '
+                 f'fill="{color}">{label}</text>')
+
+  for n, (op, src) in enumerate(pairs):
+    edge(pos[src], pos[n // 2 + 2], op, colors.get(op, '#000'))
+  for c in concat:
+    edge(pos[c], out_pos, '', '#bbb')
+  names = {0: 'c_{k-2}', 1: 'c_{k-1}'}
+  for s, (x, y) in pos.items():
+    fill = '#cfe2f3' if s < 2 else '#fff2cc'
+    parts.append(f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" '
+                 f'rx="6" fill="{fill}" stroke="#333"/>')
+    parts.append(f'<text x="{x + 8}" y="{y + 19}">{names.get(s, s)}</text>')
+  x, y = out_pos
+  parts.append(f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" '
+               f'rx="6" fill="#d9ead3" stroke="#333"/>')
+  parts.append(f'<text x="{x + 8}" y="{y + 19}">c_k (concat)</text>')
+  parts.append('</svg>')
+  return '\n'.join(parts)
+
+
+def write_svg(g: Genotype, path_prefix: str) -> list[str]:
+  """Writes `<prefix>_normal.svg` and `<prefix>_reduce.svg`; returns paths."""
+  paths = []
+  for cell in ('normal', 'reduce'):
+    path = f'{path_prefix}_{cell}.svg'
+    with open(path, 'w') as f:
+      f.write(cell_svg(getattr(g, cell), getattr(g, cell + '_concat'),
+                       f'{cell} cell'))
+    paths.append(path)
+  return paths

@@ -1,0 +1,192 @@
+"""Low-level layers with the exact semantics of the DARTS reference code.
+
+The reference is PyTorch; these functions reproduce its conventions in NHWC:
+
+* symmetric padding (PyTorch `padding=p`), so odd kernels with stride 2 give
+  `ceil(H / 2)` outputs;
+* BatchNorm with eps 1e-5, running statistics updated as
+  `0.9 * running + 0.1 * batch`, and the *unbiased* batch variance in the
+  running variance (the normalisation itself uses the biased one);
+* average pooling with `count_include_pad=False`; max pooling pads with -inf.
+
+Depthwise convolutions are written as a sum of shifted, scaled copies of the
+input ("shift-and-add") rather than as a grouped `lax.conv`: on XLA's CPU
+backend a grouped convolution is about 9x slower for the shapes of a DARTS
+search (see benchmarks/README.md), and the shift-and-add form is also what
+vectorises cleanly under `nn.vmap` over edges (a vmapped `lax.conv` becomes a
+grouped convolution again). 1x1 convolutions are einsums for the same reason.
+
+Synopsis:
+
+  y = depthwise_conv(x, kernel, stride=1, dilation=2)   # kernel [k, k, C]
+  y = pointwise_conv(x, kernel)                         # kernel [C_in, C_out]
+  y = BatchNorm(affine=False)(x, train=True)
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+
+def torch_init(fan_in: int):
+  """PyTorch's default conv/linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / fan_in**0.5
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def _out_size(size: int, kernel: int, stride: int, dilation: int) -> int:
+  pad = dilation * (kernel - 1) // 2
+  return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+# How depthwise convolutions are computed; see `depthwise_conv`. Set with
+# `set_depthwise_impl` before tracing (it is read at trace time).
+_DEPTHWISE_IMPL = ['grouped']
+DEPTHWISE_IMPLS = ('grouped', 'shift', 'loop')
+
+
+def set_depthwise_impl(name: str) -> None:
+  if name not in DEPTHWISE_IMPLS:
+    raise ValueError(f'Unknown depthwise impl {name!r}; valid: '
+                     f'{DEPTHWISE_IMPLS}.')
+  _DEPTHWISE_IMPL[0] = name
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
+                   dilation: int = 1) -> jax.Array:
+  """Depthwise k x k convolution, symmetric padding, no bias.
+
+  Args:
+    x: [B, H, W, C] input.
+    kernel: [k, k, C] one filter per channel (k odd).
+    stride: spatial stride.
+    dilation: spatial dilation.
+
+  Returns:
+    [B, H', W', C] with H' = ceil(H / stride) for odd k.
+  """
+  k = kernel.shape[0]
+  _, h, w, c = x.shape
+  pad = dilation * (k - 1) // 2
+  ho, wo = _out_size(h, k, stride, dilation), _out_size(w, k, stride, dilation)
+  impl = _DEPTHWISE_IMPL[0]
+  if impl == 'grouped':
+    return lax.conv_general_dilated(
+        x, kernel[:, :, None, :], (stride, stride), ((pad, pad), (pad, pad)),
+        rhs_dilation=(dilation, dilation),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c)
+  xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  if impl == 'loop':
+    def body(t, out):
+      i, j = t // k, t % k
+      tap = lax.dynamic_slice(xp, (0, i * dilation, j * dilation, 0),
+                              (xp.shape[0], stride * (ho - 1) + 1,
+                               stride * (wo - 1) + 1, c))
+      return out + tap[:, ::stride, ::stride, :] * kernel[i, j]
+    return lax.fori_loop(0, k * k, body,
+                         jnp.zeros((x.shape[0], ho, wo, c), x.dtype))
+  out = None
+  for i in range(k):
+    for j in range(k):
+      y0, x0 = i * dilation, j * dilation
+      tap = lax.slice(
+          xp, (0, y0, x0, 0),
+          (xp.shape[0], y0 + stride * (ho - 1) + 1, x0 + stride * (wo - 1) + 1,
+           xp.shape[3]), (1, stride, stride, 1))
+      term = tap * kernel[i, j]
+      out = term if out is None else out + term
+  return out
+
+
+def pointwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """1x1 convolution: [B, H, W, C_in] x [C_in, C_out] -> [B, H, W, C_out]."""
+  return jnp.einsum('bhwc,cd->bhwd', x, kernel)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """Dense k x k convolution with symmetric padding (k - 1) // 2, no bias."""
+  k = kernel.shape[0]
+  pad = (k - 1) // 2
+  return lax.conv_general_dilated(
+      x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def max_pool_3x3(x: jax.Array, stride: int) -> jax.Array:
+  """3x3 max pool, padding 1 (padded cells never win), given stride."""
+  return lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1),
+                           (1, stride, stride, 1),
+                           ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+
+def avg_pool_3x3(x: jax.Array, stride: int) -> jax.Array:
+  """3x3 average pool, padding 1, padded cells not counted."""
+  window, strides = (1, 3, 3, 1), (1, stride, stride, 1)
+  padding = ((0, 0), (1, 1), (1, 1), (0, 0))
+  total = lax.reduce_window(x, 0.0, lax.add, window, strides, padding)
+  ones = jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype)
+  count = lax.reduce_window(ones, 0.0, lax.add, window, strides, padding)
+  return total / count
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm over all axes but the last, with PyTorch's conventions.
+
+  In training mode it normalises with the batch statistics (so the running
+  statistics never change the output) and updates the running ones, except
+  while the module is being initialised.
+
+  Attributes:
+    affine: learn a per-channel scale and shift (search-time ops use False).
+    momentum: weight of the new batch statistic in the running average.
+    epsilon: added to the variance.
+  """
+  affine: bool = True
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    features = x.shape[-1:]
+    ra_mean = self.variable('batch_stats', 'mean', jnp.zeros, features)
+    ra_var = self.variable('batch_stats', 'var', jnp.ones, features)
+    if train:
+      axes = tuple(range(x.ndim - 1))
+      mean = jnp.mean(x, axes)
+      var = jnp.mean(jnp.square(x - mean), axes)
+      if not self.is_initializing():
+        n = x.size // x.shape[-1]
+        unbiased = var * (n / max(n - 1, 1))
+        m = self.momentum
+        ra_mean.value = (1 - m) * ra_mean.value + m * lax.stop_gradient(mean)
+        ra_var.value = (1 - m) * ra_var.value + m * lax.stop_gradient(unbiased)
+    else:
+      mean, var = ra_mean.value, ra_var.value
+    y = (x - mean) * lax.rsqrt(var + self.epsilon)
+    if self.affine:
+      scale = self.param('scale', nn.initializers.ones, features)
+      bias = self.param('bias', nn.initializers.zeros, features)
+      y = y * scale + bias
+    return y
+
+
+def param_count(params) -> int:
+  """Number of scalars in a parameter pytree."""
+  return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
+
+
+def check_even(channels: int, what: str) -> None:
+  if channels % 2:
+    raise ValueError(f'{what} needs an even channel count, got {channels}.')
+
+
+def strided_size(sizes: Sequence[int], stride: int) -> tuple[int, ...]:
+  return tuple((s - 1) // stride + 1 for s in sizes)

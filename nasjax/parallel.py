@@ -1,0 +1,91 @@
+"""Everything that touches devices: the mesh, shardings, and jitted steps.
+
+Data parallelism with global arrays (the current form of "pmap"): one 1-D mesh
+over every device of every host, axis 'data'. The batch is sharded along its
+first axis; the search state (weights, BatchNorm statistics, alpha, both
+optimiser states) is replicated. Steps are plain `jax.jit` functions with
+those shardings: XLA inserts the cross-device reductions, so a loss mean or a
+BatchNorm statistic over a sharded batch is already the global one, and the
+step equals the single-device step on the same global batch.
+
+Synopsis:
+
+  mesh = make_mesh()
+  step = jit_step(fn, mesh, num_batches=2)          # fn(state, b1, b2)
+  state = replicate(state, mesh)
+  batch = shard_batch(host_batch, mesh)             # this host's rows
+"""
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = 'data'
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+  """A 1-D data-parallel mesh over all (or the first `num_devices`) devices."""
+  devices = jax.devices()
+  if num_devices is not None:
+    if not 1 <= num_devices <= len(devices):
+      raise ValueError(f'Asked for {num_devices} devices; {len(devices)} '
+                       'available.')
+    devices = devices[:num_devices]
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def process_info() -> tuple[int, int]:
+  """(this host's index, number of hosts), for the per-host data split."""
+  return jax.process_index(), jax.process_count()
+
+
+def check_batch(global_batch: int, mesh: Mesh) -> None:
+  n = mesh.devices.size
+  if global_batch % n:
+    raise ValueError(f'Global batch size {global_batch} must be divisible by '
+                     f'the number of devices ({n}).')
+
+
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, Any]:
+  """This host's rows of the global batch -> global arrays sharded on 'data'."""
+  sharding = batch_sharding(mesh)
+
+  def put(x):
+    global_shape = (x.shape[0] * jax.process_count(),) + x.shape[1:]
+    check_batch(global_shape[0], mesh)
+    return jax.make_array_from_process_local_data(sharding, x, global_shape)
+
+  return jax.tree.map(put, batch)
+
+
+def replicate(tree, mesh: Mesh):
+  return jax.device_put(tree, replicated(mesh))
+
+
+def jit_step(fn: Callable, mesh: Mesh, *, num_batches: int = 1,
+             donate: bool = True) -> Callable:
+  """jit(fn(state, *batches)) with state replicated and batches sharded."""
+  rep, data = replicated(mesh), batch_sharding(mesh)
+  return jax.jit(fn, in_shardings=(rep,) + (data,) * num_batches,
+                 out_shardings=(rep, rep),
+                 donate_argnums=(0,) if donate else ())
+
+
+def jit_init(fn: Callable, mesh: Mesh) -> Callable:
+  """jit an init function so its outputs are created replicated."""
+  return jax.jit(fn, out_shardings=replicated(mesh))
+
+
+def to_host(tree):
+  """Fetches (replicated) arrays to host numpy."""
+  return jax.tree.map(np.asarray, jax.device_get(tree))

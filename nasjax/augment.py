@@ -39,7 +39,7 @@ def random_crop_flip(images: jax.Array, rng: jax.Array, padding: int,
 
 def _preprocess(images, rng, train, *, mean, std, crop_padding, flip, dtype):
   x = images.astype(dtype) / 255.0
-  if train:
+  if train and (crop_padding or flip):
     x = random_crop_flip(x, rng, crop_padding, flip)
   return (x - jnp.asarray(mean, dtype)) / jnp.asarray(std, dtype)
 

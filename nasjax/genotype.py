@@ -228,8 +228,9 @@ def from_notation(text: str) -> Genotype:
 
 def parse(text: str) -> Genotype:
   """JSON or notation, whichever `text` is."""
-  return from_json(text) if text.lstrip().startswith('{') else from_notation(
-      text)
+  if text.lstrip()[:1] in ('{', '['):
+    return from_json(text)
+  return from_notation(text)
 
 
 # The published DARTS cells, in the reference's notation (cnn/genotypes.py).

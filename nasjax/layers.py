@@ -49,7 +49,7 @@ def _out_size(size: int, kernel: int, stride: int, dilation: int) -> int:
 
 # How depthwise convolutions are computed; see `depthwise_conv`. Set with
 # `set_depthwise_impl` before tracing (it is read at trace time).
-_DEPTHWISE_IMPL = ['grouped']
+_DEPTHWISE_IMPL = ['shift']
 DEPTHWISE_IMPLS = ('grouped', 'shift', 'loop')
 
 

@@ -54,7 +54,7 @@ class MixedOp(nn.Module):
   def __call__(self, x, weights, train):
     out = 0.0
     for k, name in enumerate(self.primitives):
-      y = ops.get(name)(self.channels, self.stride, False)(x, train)
+      y = ops.get(name)(self.channels, self.stride, False, name=name)(x, train)
       if 'pool' in name:
         y = layers.BatchNorm(False, name=f'{name}_bn')(y, train)
       out = out + weights[k] * y

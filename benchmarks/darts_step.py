@@ -1,0 +1,115 @@
+r"""Times DARTS search steps: one JSON line per (size, mode).
+
+  python benchmarks/darts_step.py --sizes=8/5/32,16/8/64 \
+      --modes=weights,first_order,second_order [--steps=5]
+
+Modes: (a) 'weights' = a weight step; (b) 'first_order' = first-order alpha
+step + weight step; (c) 'second_order' = exact second-order alpha step +
+weight step. Each (size, mode) runs in a fresh subprocess so that peak RSS
+(ru_maxrss) belongs to it. Input: random 32x32x3 uint8 images, 10 classes,
+fixed train and validation batches (data time excluded, as in the reference
+measurements of shared/reference/darts.md 7b). Compile time is measured
+separately (lower + compile); the median is over `--steps` steps after one
+warm-up step.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+_SIZES = flags.DEFINE_list('sizes', ['8/5/32'], 'C/layers/batch triples.')
+_MODES = flags.DEFINE_list('modes', ['weights', 'first_order', 'second_order'],
+                           'Modes to time.')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps after warm-up.')
+_IMPL = flags.DEFINE_string('depthwise_impl', 'shift', 'layers impl.')
+_CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
+
+
+def measure(c, num_layers, b, mode, steps, impl):
+  import functools  # pylint: disable=g-import-not-at-top
+  import jax
+  import numpy as np
+  from nasjax import augment, layers, parallel
+  from nasjax.darts import model as model_lib, optim, step as step_lib
+  from nasjax.search_spaces import DartsCellSpace
+  from nasjax.train_state import SearchState
+  layers.set_depthwise_impl(impl)
+  space = DartsCellSpace()
+  net = model_lib.SearchNetwork(space, c, 10, num_layers)
+  sched = optim.cosine_per_epoch(0.025, 0.001, epochs=50, steps_per_epoch=391)
+  tx = optim.weight_optimizer(sched, momentum=0.9, weight_decay=3e-4, clip=5.0)
+  arch_tx = optim.arch_optimizer(3e-4, b1=0.5, b2=0.999, weight_decay=1e-3)
+  alpha = model_lib.init_alpha(space, jax.random.key(1))
+  v = net.init(jax.random.key(0), np.zeros((2, 32, 32, 3), np.float32), alpha,
+               train=False)
+  state = SearchState.create(params=v['params'], batch_stats=v['batch_stats'],
+                             alpha=alpha, tx=tx, arch_tx=arch_tx,
+                             rng=jax.random.key(2))
+  prep = augment.make_preprocess(mean=(0.49, 0.48, 0.45),
+                                 std=(0.25, 0.24, 0.26), crop_padding=4,
+                                 flip=True)
+  rs = np.random.RandomState(0)
+  mk = lambda: {'image': rs.randint(0, 256, (b, 32, 32, 3)).astype(np.uint8),
+                'label': rs.randint(0, 10, (b,)).astype(np.int32)}
+  mesh = parallel.make_mesh()
+  state = parallel.replicate(state, mesh)
+  tb, vb = parallel.shard_batch(mk(), mesh), parallel.shard_batch(mk(), mesh)
+  if mode == 'weights':
+    fn = functools.partial(step_lib.weight_step, model=net, preprocess=prep)
+    args = (tb,)
+  else:
+    fn = functools.partial(step_lib.search_step, model=net, preprocess=prep,
+                           arch_mode=mode, learning_rate=sched)
+    args = (tb, vb)
+  jitted = parallel.jit_step(fn, mesh, num_batches=len(args))
+  t = time.perf_counter()
+  compiled = jitted.lower(state, *args).compile()
+  compile_s = time.perf_counter() - t
+  times = []
+  for _ in range(steps + 1):
+    t = time.perf_counter()
+    state, metrics = compiled(state, *args)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - t)
+  return {'C': c, 'layers': num_layers, 'batch': b, 'mode': mode,
+          'depthwise_impl': impl, 'compile_s': round(compile_s, 2),
+          'median_step_s': round(float(np.median(times[1:])), 3),
+          'min_step_s': round(float(np.min(times[1:])), 3),
+          'warmup_step_s': round(times[0], 3),
+          'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                          // 1024,
+          'device': str(jax.devices()[0].device_kind),
+          'num_devices': jax.device_count(), 'jax': jax.__version__,
+          'loss_finite': bool(metrics['finite'])}
+
+
+def main(argv):
+  del argv
+  if _CHILD.value:
+    c, n, b, mode = _CHILD.value.split(',')
+    print(json.dumps(measure(int(c), int(n), int(b), mode, _STEPS.value,
+                             _IMPL.value)), flush=True)
+    return
+  for size in _SIZES.value:
+    c, n, b = size.split('/')
+    for mode in _MODES.value:
+      out = subprocess.run(
+          [sys.executable, __file__, f'--child={c},{n},{b},{mode}',
+           f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}'],
+          capture_output=True, text=True, check=False)
+      lines = [l for l in out.stdout.splitlines() if l.startswith('{')]
+      print(lines[-1] if lines else json.dumps(
+          {'size': size, 'mode': mode, 'error': out.stderr[-2000:]}),
+            flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

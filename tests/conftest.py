@@ -1,0 +1,26 @@
+"""Test environment, set before anything imports JAX.
+
+* 8 fake CPU devices, so the sharding tests can compare 8 devices with 1;
+* the persistent compilation cache (XLA compiles slowly on 2 cores; identical
+  steps compiled by several tests, or by a second run, are read back);
+* TensorFlow, if present, never sees a GPU.
+"""
+
+import os
+
+os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+import jax  # pylint: disable=g-import-not-at-top
+
+_CACHE = os.environ.get(
+    'NASJAX_TEST_CACHE',
+    os.path.join(os.path.dirname(os.path.dirname(__file__)), '.jax_cache'))
+jax.config.update('jax_compilation_cache_dir', _CACHE)
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+
+SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), '..',
+                           'shared', 'data')
+CIFAR_DIR = os.path.join(SHARED_DATA, 'cifar10', 'cifar-10-batches-py')

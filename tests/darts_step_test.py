@@ -1,0 +1,132 @@
+"""The bilevel step: exactness of the hypergradient, and its compiled form.
+
+Float64 where exactness is checked: the exact second-order alpha gradient is
+compared with central finite differences of alpha -> L_val(w'(alpha), alpha),
+where w' is the real optimiser's update (with a non-zero momentum buffer).
+"""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nasjax.darts import step as step_lib
+from tests import helpers
+
+
+def _rel(a, b):
+  a = np.concatenate([np.ravel(x) for x in jax.tree.leaves(a)])
+  b = np.concatenate([np.ravel(x) for x in jax.tree.leaves(b)])
+  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@functools.cache
+def _f64_problem():
+  """A float64 state after one weight step (momentum buffer is non-zero)."""
+  with jax.enable_x64(True):
+    state = helpers.make_state(seed=3, dtype=jnp.float64, alpha_scale=0.5)
+    tb, vb = helpers.batch(1), helpers.batch(2)
+    state, _ = jax.jit(functools.partial(
+        step_lib.weight_step, model=helpers.MODEL,
+        preprocess=helpers.PREP64))(state, tb)
+    grad = jax.jit(functools.partial(
+        step_lib.arch_gradient, model=helpers.MODEL, preprocess=helpers.PREP64,
+        learning_rate=helpers.schedule(0.1)), static_argnames=('arch_mode',
+                                                               'fd_radius'))
+    exact = grad(state, tb, vb, arch_mode='second_order')[0]
+    return state, tb, vb, grad, jax.device_get(exact)
+
+
+def test_exact_hypergradient_equals_central_differences():
+  with jax.enable_x64(True):
+    state, tb, vb, _, exact = _f64_problem()
+    x_tr = helpers.PREP64(jnp.asarray(tb['image']), None, True)
+    x_val = helpers.PREP64(jnp.asarray(vb['image']), None, True)
+
+    @jax.jit
+    def unrolled(alpha):
+      w2 = step_lib.virtual_step(state, alpha, x_tr, jnp.asarray(tb['label']),
+                                 model=helpers.MODEL)
+      return step_lib._loss(w2, state.batch_stats, alpha, x_val,
+                            jnp.asarray(vb['label']), model=helpers.MODEL)[0]
+
+    eps = 1e-6
+    fd = {}
+    for t, a in state.alpha.items():
+      a = np.asarray(a)
+      g = np.zeros_like(a)
+      for idx in np.ndindex(a.shape):
+        d = np.zeros_like(a)
+        d[idx] = eps
+        plus = dict(state.alpha, **{t: a + d})
+        minus = dict(state.alpha, **{t: a - d})
+        g[idx] = (unrolled(plus) - unrolled(minus)) / (2 * eps)
+      fd[t] = g
+    assert _rel(exact, fd) < 1e-6
+    # The second-order term matters here: first order is far from it.
+    first = step_lib.arch_gradient(state, tb, vb, model=helpers.MODEL,
+                                   preprocess=helpers.PREP64,
+                                   arch_mode='first_order')[0]
+    assert _rel(first, exact) > 1e-3
+
+
+def test_finite_difference_option_approaches_exact():
+  with jax.enable_x64(True):
+    state, tb, vb, grad, exact = _f64_problem()
+    errs = {r: _rel(grad(state, tb, vb, arch_mode='finite_difference',
+                         fd_radius=r)[0], exact)
+            for r in (1e-2, 1e-4, 1e-7)}
+  print('finite-difference vs exact, relative L2 error by radius:', errs)
+  # Converges as the radius shrinks; the paper's radius is far off, because
+  # the perturbation crosses ReLU and max-pool kinks (darts.md 7c).
+  assert errs[1e-7] < 1e-6
+  assert errs[1e-2] > 1e3 * errs[1e-7]
+
+
+def test_second_order_with_zero_lr_equals_first_order():
+  state = helpers.make_state(lr=0.0)
+  tb, vb = helpers.batch(1), helpers.batch(2)
+  args = dict(model=helpers.MODEL, preprocess=helpers.PREP)
+  first = step_lib.arch_gradient(state, tb, vb, arch_mode='first_order', **args)
+  second = jax.jit(functools.partial(
+      step_lib.arch_gradient, arch_mode='second_order', **args))(state, tb, vb)
+  chex.assert_trees_all_close(first[0], second[0], rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(first[1], second[1], rtol=1e-6)
+
+
+def test_one_trace_for_new_alpha_and_batches_and_determinism():
+  fn = chex.assert_max_traces(n=1)(functools.partial(
+      step_lib.search_step, model=helpers.MODEL, preprocess=helpers.PREP,
+      arch_mode='first_order'))
+  step = jax.jit(fn)
+  state = helpers.make_state()
+  s1, m1 = step(state, helpers.batch(1), helpers.batch(2))
+  s2, m2 = step(s1, helpers.batch(3), helpers.batch(4))  # new alpha, batches
+  chex.assert_trees_all_equal_shapes(state, s2)
+  chex.assert_tree_all_finite((s2.params, s2.alpha))
+  assert not np.allclose(s1.alpha['normal'], state.alpha['normal'])
+  again, m1b = step(state, helpers.batch(1), helpers.batch(2))
+  chex.assert_trees_all_equal(jax.device_get(s1.checkpoint_items()),
+                              jax.device_get(again.checkpoint_items()))
+  assert float(m1['val_loss']) == float(m1b['val_loss'])
+
+
+def test_non_finite_loss_leaves_state_unchanged():
+  state = helpers.make_state()
+  bad = jax.tree.map(lambda a: a * jnp.nan, state.params)
+  state_bad = state.replace(params=bad)
+  step = jax.jit(functools.partial(step_lib.weight_step, model=helpers.MODEL,
+                                   preprocess=helpers.PREP))
+  new, metrics = step(state_bad, helpers.batch(1))
+  assert not bool(metrics['finite'])
+  assert int(new.step) == int(state.step)
+
+
+def test_unknown_arch_mode():
+  with pytest.raises(ValueError, match='Unknown arch_mode.*first_order'):
+    step_lib.arch_gradient(helpers.make_state(), helpers.batch(1),
+                           helpers.batch(2), model=helpers.MODEL,
+                           preprocess=helpers.PREP, arch_mode='third_order')

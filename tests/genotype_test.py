@@ -1,0 +1,76 @@
+"""Genotype derivation, JSON and notation round trips, errors, pictures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nasjax import genotype as G
+from nasjax.search_spaces import DartsCellSpace
+
+SPACE = DartsCellSpace()
+
+
+def test_derivation_keeps_top_two_non_none_edges():
+  logits = np.zeros((14, 8))
+  logits[:, 0] = 10.0  # 'none' dominates everywhere but must be ignored.
+  # Node 0 (rows 0, 1): input 1 has sep_conv_5x5 strongest.
+  logits[1, 5] = 3.0
+  logits[0, 1] = 2.0  # max_pool_3x3 on input 0
+  # Node 3 (rows 9..13): inputs 4 and 2 are the strongest, in that order.
+  logits[13, 7] = 5.0
+  logits[11, 3] = 4.0
+  g = G.from_alpha({'normal': logits, 'reduce': logits}, SPACE)
+  assert g.normal[:2] == (('sep_conv_5x5', 1), ('max_pool_3x3', 0))
+  assert g.normal[6:] == (('dil_conv_5x5', 4), ('skip_connect', 2))
+  # Ties: equal rows keep the lower input index, the first op among equals.
+  assert g.normal[2:4] == (('max_pool_3x3', 0), ('max_pool_3x3', 1))
+  assert g.normal_concat == (2, 3, 4, 5)
+  assert all(op != 'none' for op, _ in g.normal + g.reduce)
+
+
+def test_round_trips():
+  for g in (G.DARTS_V1, G.DARTS_V2):
+    assert G.from_json(G.to_json(g)) == g
+    assert G.from_notation(G.to_notation(g)) == g
+    assert G.parse(G.to_json(g)) == g == G.parse(G.to_notation(g))
+
+
+def test_published_notation_with_range_parses():
+  text = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+          "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), "
+          "('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+          "normal_concat=range(2, 6), reduce=[('max_pool_3x3', 0), "
+          "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), "
+          "('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+          "('max_pool_3x3', 1)], reduce_concat=range(2, 6))")
+  assert G.from_notation(text) == G.DARTS_V2
+
+
+@pytest.mark.parametrize('text,match', [
+    ('{"normal": [["sep_conv_3x3", 0]', 'Malformed genotype JSON'),
+    ('[1, 2]', 'must be a JSON object'),
+    ('{"normal": []}', "missing \\['normal_concat'"),
+    (json.dumps({'normal': [['sep_conv_9x9', 0], ['skip_connect', 1]],
+                 'normal_concat': [2], 'reduce': [], 'reduce_concat': [0]}),
+     "unknown op 'sep_conv_9x9'.*Valid ops"),
+    (json.dumps({'normal': [['skip_connect', 2], ['skip_connect', 1]],
+                 'normal_concat': [2], 'reduce': [], 'reduce_concat': [0]}),
+     'cannot read state 2'),
+    (json.dumps({'normal': [['skip_connect', 0]], 'normal_concat': [2],
+                 'reduce': [], 'reduce_concat': [0]}), 'two \\(op, input\\)'),
+    ("Genotype(normal=__import__('os'))", 'only literals'),
+    ('Genotype(normal=[', 'Malformed genotype notation'),
+    ('Foo(normal=[])', "must be a call 'Genotype"),
+])
+def test_malformed_input_gives_clear_error(text, match):
+  with pytest.raises(G.GenotypeError, match=match):
+    G.parse(text)
+
+
+def test_svg_pictures(tmp_path):
+  paths = G.write_svg(G.DARTS_V2, str(tmp_path / 'g'))
+  for p in paths:
+    text = open(p).read()
+    assert text.startswith('<svg') and text.rstrip().endswith('</svg>')
+    assert 'sep_conv_3x3' in text or 'max_pool_3x3' in text

@@ -1,0 +1,48 @@
+"""A tiny search problem shared by the tests (compiled functions are reused)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nasjax import augment
+from nasjax.darts import model as model_lib
+from nasjax.darts import optim
+from nasjax.search_spaces import DartsCellSpace
+from nasjax.train_state import SearchState
+
+SPACE = DartsCellSpace(('none', 'max_pool_3x3', 'skip_connect', 'sep_conv_3x3'),
+                       steps=2)
+MODEL = model_lib.SearchNetwork(SPACE, channels=4, num_classes=10, layers=3)
+IMAGE_SHAPE = (8, 8, 1)
+# No augmentation: the exactness tests need a fixed input.
+PREP = augment.make_preprocess(mean=(0.3,), std=(0.4,), crop_padding=0,
+                               flip=False)
+PREP64 = augment.make_preprocess(mean=(0.3,), std=(0.4,), crop_padding=0,
+                                 flip=False, dtype=jnp.float64)
+
+
+def schedule(lr):
+  return optim.cosine_per_epoch(lr, lr / 10, epochs=4, steps_per_epoch=2)
+
+
+def make_state(seed=0, lr=0.1, dtype=jnp.float32, alpha_scale=1e-3):
+  k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+  alpha = model_lib.init_alpha(SPACE, k2, alpha_scale)
+  alpha = jax.tree.map(lambda a: a.astype(jnp.float32), alpha)
+  v = MODEL.init(k1, jnp.zeros((2,) + IMAGE_SHAPE, jnp.float32), alpha,
+                 train=False)
+  cast = lambda t: jax.tree.map(lambda a: a.astype(dtype), t)
+  tx = optim.weight_optimizer(schedule(lr), momentum=0.9, weight_decay=3e-4,
+                              clip=5.0)
+  arch_tx = optim.arch_optimizer(3e-4, b1=0.5, b2=0.999, weight_decay=1e-3)
+  return SearchState.create(params=cast(v['params']),
+                            batch_stats=cast(v['batch_stats']),
+                            alpha=cast(alpha), tx=tx, arch_tx=arch_tx, rng=k3)
+
+
+def batch(seed, size=8):
+  rs = np.random.RandomState(seed)
+  return {'image': rs.randint(0, 256, (size,) + IMAGE_SHAPE).astype(np.uint8),
+          'label': rs.randint(0, 10, (size,)).astype(np.int32)}

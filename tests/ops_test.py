@@ -1,0 +1,94 @@
+"""Shapes and semantics of the candidate ops and the search mixed op."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nasjax import layers
+from nasjax import ops
+from nasjax.darts import model
+
+X = jax.random.normal(jax.random.key(0), (2, 8, 8, 4))
+
+
+def _apply(op, x, train=True):
+  variables = op.init(jax.random.key(1), x, train)
+  y, _ = op.apply(variables, x, train, mutable=['batch_stats'])
+  return y, variables
+
+
+@pytest.mark.parametrize('name', sorted(ops.OPS))
+@pytest.mark.parametrize('stride', [1, 2])
+def test_op_shapes(name, stride):
+  y, _ = _apply(ops.get(name)(4, stride, False), X)
+  chex.assert_shape(y, (2, 8 // stride, 8 // stride, 4))
+  chex.assert_tree_all_finite(y)
+
+
+def test_odd_size_stride_two_rounds_up():
+  x = X[:, :7, :7]
+  for name in ('sep_conv_3x3', 'dil_conv_5x5', 'max_pool_3x3', 'none'):
+    y, _ = _apply(ops.get(name)(4, 2, False), x)
+    chex.assert_shape(y, (2, 4, 4, 4))
+
+
+def test_none_is_zero_and_unknown_op_lists_valid_names():
+  y, _ = _apply(ops.get('none')(4, 2, False), X)
+  np.testing.assert_array_equal(y, 0.0)
+  with pytest.raises(KeyError, match="Unknown op 'sep_conv_9x9'.*sep_conv_3x3"):
+    ops.get('sep_conv_9x9')
+
+
+def test_depthwise_impls_agree_with_grouped_conv():
+  k = jax.random.normal(jax.random.key(2), (5, 5, 4))
+  for stride in (1, 2):
+    for dilation in (1, 2):
+      outs = []
+      for impl in layers.DEPTHWISE_IMPLS:
+        layers.set_depthwise_impl(impl)
+        outs.append(layers.depthwise_conv(X, k, stride, dilation))
+      layers.set_depthwise_impl('shift')
+      for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], rtol=1e-5, atol=1e-5)
+
+
+def test_pools_match_reference_semantics():
+  x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+  avg = layers.avg_pool_3x3(x, 1)
+  # Corner: mean of the 4 valid cells (count_include_pad=False).
+  assert float(avg[0, 0, 0, 0]) == pytest.approx((0 + 1 + 4 + 5) / 4)
+  mx = layers.max_pool_3x3(-x, 1)
+  assert float(mx[0, 0, 0, 0]) == 0.0  # Padding never wins.
+
+
+def test_batchnorm_running_stats_use_unbiased_variance():
+  bn = layers.BatchNorm(affine=False)
+  x = jax.random.normal(jax.random.key(3), (4, 2, 2, 3))
+  v = bn.init(jax.random.key(0), x, True)
+  y, upd = bn.apply(v, x, True, mutable=['batch_stats'])
+  n = 16
+  var = np.var(np.asarray(x).reshape(n, 3), axis=0, ddof=1)
+  np.testing.assert_allclose(upd['batch_stats']['var'], 0.9 + 0.1 * var,
+                             rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(y).reshape(n, 3).mean(0), 0, atol=1e-6)
+
+
+@pytest.mark.parametrize('k', range(8))
+def test_mixed_op_one_hot_equals_that_op(k):
+  prims = model.darts_cell.PRIMITIVES
+  mixed = model.MixedOp(prims, 4, 1)
+  w = jnp.eye(len(prims))[k]
+  v = mixed.init(jax.random.key(1), X, w, True)
+  y, _ = mixed.apply(v, X, w, True, mutable=['batch_stats'])
+  name = prims[k]
+  op = ops.get(name)(4, 1, False)
+  sub = {c: v[c][name] for c in v if name in v[c]}
+  expected, _ = op.apply(sub, X, True, mutable=['batch_stats']) if sub else (
+      op.apply({}, X, True), None)
+  if 'pool' in name:
+    expected = layers.BatchNorm(False).apply(
+        {'batch_stats': v['batch_stats'][f'{name}_bn']}, expected, True,
+        mutable=['batch_stats'])[0]
+  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,115 @@
+"""The search binary's loop: smoke run, exact resume, NaN stop, interrupts."""
+
+import json
+import os
+import subprocess
+import sys
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+import data
+from experiments.configs import darts_search as configs
+from nasjax import checkpoint
+from nasjax.darts import search
+from tests import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(**overrides):
+  c = configs.get_config('tiny')
+  c.search.arch_mode = 'first_order'
+  for k, v in overrides.items():
+    obj = c
+    *path, last = k.split('.')
+    for p in path:
+      obj = obj[p]
+    obj[last] = v
+  return c
+
+
+def _restore(workdir, config):
+  ds = data.get_dataset('digits')
+  space, model, tx, arch_tx, _, _ = search.build(config, ds, 10)
+  mesh = search.parallel.make_mesh(1)
+  template = search.init_state(model, space, tx, arch_tx, ds.image_shape, 0,
+                               mesh)
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  state, meta = ckpt.restore_latest(template)
+  ckpt.close()
+  return state, meta
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  ds = data.get_dataset('digits')
+  straight = tmp_path / 'straight'
+  search.search(_config(max_steps=4, num_devices=1), str(straight), ds)
+  split = tmp_path / 'split'
+  search.search(_config(max_steps=2, num_devices=1), str(split), ds)
+  summary = search.search(_config(max_steps=4, num_devices=1), str(split), ds)
+  assert summary['step'] == 4
+  a, meta_a = _restore(str(straight), _config())
+  b, meta_b = _restore(str(split), _config())
+  assert meta_a['step'] == meta_b['step'] == 4
+  chex.assert_trees_all_equal(jax.device_get(a.checkpoint_items()),
+                              jax.device_get(b.checkpoint_items()))
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
+  ds = data.get_dataset('digits')
+  config = _config(max_steps=6, num_devices=1, checkpoint_every_steps=1)
+  config.optimizer.learning_rate = 1e30
+  config.optimizer.learning_rate_min = 1e30
+  config.optimizer.grad_clip = 0.0
+  with pytest.raises(FloatingPointError, match='Non-finite loss at step'):
+    search.search(config, str(tmp_path), ds)
+  state, meta = _restore(str(tmp_path), config)
+  assert state is not None
+  chex.assert_tree_all_finite(state.params)
+
+
+def test_binary_smoke_run(tmp_path):
+  """The README's binary on the tiny config: files a user expects appear."""
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_search.py'),
+       '--config=' + os.path.join(ROOT, 'experiments', 'configs',
+                                  'darts_search.py') + ':tiny',
+       f'--workdir={tmp_path}'], capture_output=True, text=True, env=env,
+      timeout=900, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  for name in ('genotype.json', 'genotype.txt', 'genotype_normal.svg',
+               'genotype_reduce.svg', 'results.json'):
+    assert (tmp_path / name).exists(), name
+  assert (tmp_path / 'genotypes' / 'epoch_000.json').exists()
+  assert os.listdir(tmp_path / 'tb')
+  results = json.loads((tmp_path / 'results.json').read_text())
+  assert results['status'] == 'completed' and results['step'] == 2
+  assert np.isfinite(results['last_epoch_metrics']['val_loss'])
+  assert 'ETA' in out.stderr
+
+
+def test_sigterm_saves_before_exit(tmp_path):
+  ds = data.get_dataset('digits')
+  config = _config(max_steps=50, num_devices=1, checkpoint_every_steps=1000,
+                   log_every_steps=1)
+  orig = search.pipeline.batches
+
+  def batches_then_sigterm(*args, **kwargs):
+    for i, item in enumerate(orig(*args, **kwargs)):
+      if i == 3:
+        os.kill(os.getpid(), 15)
+      yield item
+
+  search.pipeline.batches = batches_then_sigterm
+  try:
+    summary = search.search(config, str(tmp_path), ds)
+  finally:
+    search.pipeline.batches = orig
+  assert summary['status'] == 'interrupted'
+  assert 0 < summary['step'] < 50
+  _, meta = _restore(str(tmp_path), config)
+  assert meta['step'] == summary['step']

@@ -27,9 +27,17 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+class _QuietOrbax:
+  """Drops orbax's INFO chatter (several lines per checkpoint)."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or 'orbax' not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_QuietOrbax())
   config = _CONFIG.value
   logging.info('JAX devices: %s', jax.devices())
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,

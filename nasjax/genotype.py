@@ -258,13 +258,13 @@ DARTS_V2 = from_notation(
 def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
   """An SVG drawing of one cell: inputs left, nodes middle, output right."""
   steps = len(pairs) // 2
-  node_w, node_h, gap_x, gap_y = 90, 30, 150, 60
-  pos = {0: (20, 40), 1: (20, 40 + 2 * gap_y)}
+  node_w, node_h, gap_x, gap_y = 90, 30, 170, 70
+  pos = {0: (20, 40), 1: (20, 40 + gap_y * max(steps - 1, 1))}
   for i in range(steps):
-    pos[i + 2] = (20 + gap_x * (1 + i // 2 + i % 2 * 0.5), 40 + gap_y * i)
-  out_pos = (20 + gap_x * (2 + steps // 2), 40 + gap_y * (steps - 1) / 2)
+    pos[i + 2] = (20 + gap_x * (1 + i * 0.6), 40 + gap_y * i)
+  out_pos = (20 + gap_x * (1.6 + steps * 0.6), 40 + gap_y * (steps - 1) / 2)
   width = int(out_pos[0] + node_w + 20)
-  height = int(max(40 + gap_y * steps, 40 + 3 * gap_y) + 20)
+  height = int(40 + gap_y * max(steps - 1, 1) + node_h + 20)
   colors = {'none': '#999', 'max_pool_3x3': '#1f77b4',
             'avg_pool_3x3': '#17becf', 'skip_connect': '#7f7f7f',
             'sep_conv_3x3': '#d62728', 'sep_conv_5x5': '#ff7f0e',
@@ -275,13 +275,18 @@ def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
            '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="7" '
            'refY="3" orient="auto"><path d="M0,0 L7,3 L0,6 z"/></marker></defs>']
 
+  labels = []
+
   def edge(a, b, label, color):
     (x1, y1), (x2, y2) = a, b
     x1, y1, x2, y2 = x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2
     parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" '
                  f'stroke="{color}" stroke-width="1.5" marker-end="url(#a)"/>')
-    parts.append(f'<text x="{(x1 + x2) / 2 - 25}" y="{(y1 + y2) / 2 - 3}" '
-                 f'fill="{color}">{label}</text>')
+    # Label near the target end, where edges into one node fan apart.
+    t = 0.6
+    labels.append(f'<text x="{x1 + t * (x2 - x1) - 30:.0f}" '
+                 f'y="{y1 + t * (y2 - y1) - 4:.0f}" fill="{color}">{label}'
+                 '</text>')
 
   for n, (op, src) in enumerate(pairs):
     edge(pos[src], pos[n // 2 + 2], op, colors.get(op, '#000'))
@@ -297,6 +302,7 @@ def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
   parts.append(f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" '
                f'rx="6" fill="#d9ead3" stroke="#333"/>')
   parts.append(f'<text x="{x + 8}" y="{y + 19}">c_k (concat)</text>')
+  parts.extend(labels)  # On top of the boxes.
   parts.append('</svg>')
   return '\n'.join(parts)
 

@@ -30,10 +30,11 @@ _MODES = flags.DEFINE_list('modes', ['weights', 'first_order', 'second_order'],
                            'Modes to time.')
 _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps after warm-up.')
 _IMPL = flags.DEFINE_string('depthwise_impl', 'shift', 'layers impl.')
+_REMAT = flags.DEFINE_bool('remat', False, 'Rematerialise edges.')
 _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
 
 
-def measure(c, num_layers, b, mode, steps, impl):
+def measure(c, num_layers, b, mode, steps, impl, remat):
   import functools  # pylint: disable=g-import-not-at-top
   import jax
   import numpy as np
@@ -43,7 +44,7 @@ def measure(c, num_layers, b, mode, steps, impl):
   from nasjax.train_state import SearchState
   layers.set_depthwise_impl(impl)
   space = DartsCellSpace()
-  net = model_lib.SearchNetwork(space, c, 10, num_layers)
+  net = model_lib.SearchNetwork(space, c, 10, num_layers, remat=remat)
   sched = optim.cosine_per_epoch(0.025, 0.001, epochs=50, steps_per_epoch=391)
   tx = optim.weight_optimizer(sched, momentum=0.9, weight_decay=3e-4, clip=5.0)
   arch_tx = optim.arch_optimizer(3e-4, b1=0.5, b2=0.999, weight_decay=1e-3)
@@ -80,7 +81,7 @@ def measure(c, num_layers, b, mode, steps, impl):
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - t)
   return {'C': c, 'layers': num_layers, 'batch': b, 'mode': mode,
-          'depthwise_impl': impl, 'compile_s': round(compile_s, 2),
+          'depthwise_impl': impl, 'remat': remat, 'compile_s': round(compile_s, 2),
           'median_step_s': round(float(np.median(times[1:])), 3),
           'min_step_s': round(float(np.min(times[1:])), 3),
           'warmup_step_s': round(times[0], 3),
@@ -96,14 +97,15 @@ def main(argv):
   if _CHILD.value:
     c, n, b, mode = _CHILD.value.split(',')
     print(json.dumps(measure(int(c), int(n), int(b), mode, _STEPS.value,
-                             _IMPL.value)), flush=True)
+                             _IMPL.value, _REMAT.value)), flush=True)
     return
   for size in _SIZES.value:
     c, n, b = size.split('/')
     for mode in _MODES.value:
       out = subprocess.run(
           [sys.executable, __file__, f'--child={c},{n},{b},{mode}',
-           f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}'],
+           f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}',
+           f'--remat={_REMAT.value}'],
           capture_output=True, text=True, check=False)
       lines = [l for l in out.stdout.splitlines() if l.startswith('{')]
       print(lines[-1] if lines else json.dumps(

@@ -25,7 +25,8 @@ def test_eight_devices_equal_one(arch_mode):
     new, metrics = step(state, parallel.shard_batch(tb, mesh),
                         parallel.shard_batch(vb, mesh))
     assert len(metrics['val_loss'].sharding.device_set) == n
-    results.append(jax.device_get((new.checkpoint_items(), metrics)))
+    items = dict(new.checkpoint_items(), rng=jax.random.key_data(new.rng))
+    results.append(jax.device_get((items, metrics)))
   chex.assert_trees_all_close(results[0], results[1], rtol=2e-4, atol=2e-5)
 
 

@@ -68,6 +68,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.layers = 8
   # The stem has stem_multiplier * C channels.
   c.model.stem_multiplier = 3
+  # Recompute each edge's forward pass during the backward pass instead of
+  # storing it: less memory, about one more forward pass of compute.
+  c.model.remat = False
 
   c.search_space = ml_collections.ConfigDict()
   # Candidate ops, in alpha-column order ('none' first).

@@ -97,17 +97,21 @@ class EdgeScan(nn.Module):
     edges: (target state, source state) per edge, in evaluation order. For
       stride 1 the order must be topological (alpha-row order is).
     train: BatchNorm mode.
+    remat: recompute each edge's forward pass in the backward pass instead
+      of storing its intermediates (less memory, more compute).
   """
   primitives: tuple[str, ...]
   channels: int
   stride: int
   edges: tuple[tuple[int, int], ...]
   train: bool
+  remat: bool = False
 
   @nn.compact
   def __call__(self, states, weights, inputs):
     """states [S, B, H', W', C]; weights [E, K]; inputs [2, B, H, W, C]."""
-    scan = nn.scan(_ScanEdge,
+    body = nn.remat(_ScanEdge) if self.remat else _ScanEdge
+    scan = nn.scan(body,
                    variable_axes={'params': 0, 'batch_stats': 0},
                    split_rngs={'params': True},
                    in_axes=(0, nn.broadcast),
@@ -131,6 +135,7 @@ class SearchCell(nn.Module):
   channels: int
   reduction: bool
   reduction_prev: bool
+  remat: bool = False
 
   @nn.compact
   def __call__(self, s0, s1, weights, train):
@@ -161,7 +166,7 @@ class SearchCell(nn.Module):
       rows = jnp.asarray([r for r, _, _ in group])
       states = EdgeScan(space.primitives, c, stride,
                         tuple((d, s) for _, d, s in group), train,
-                        name=f'stride{stride}_edges')(states, weights[rows],
+                        self.remat, name=f'stride{stride}_edges')(states, weights[rows],
                                                       inputs)
     return jnp.concatenate([states[i] for i in space.concat], axis=-1)
 
@@ -175,12 +180,14 @@ class SearchNetwork(nn.Module):
     num_classes: classifier outputs.
     layers: number of cells.
     stem_multiplier: the stem outputs stem_multiplier * C channels.
+    remat: rematerialise each edge in the backward pass (see `EdgeScan`).
   """
   space: darts_cell.DartsCellSpace
   channels: int = 16
   num_classes: int = 10
   layers: int = 8
   stem_multiplier: int = 3
+  remat: bool = False
 
   def reduction_layers(self) -> tuple[int, ...]:
     return (self.layers // 3, 2 * self.layers // 3)
@@ -201,7 +208,7 @@ class SearchNetwork(nn.Module):
     for i in range(self.layers):
       reduction = i in self.reduction_layers()
       c = 2 * c if reduction else c
-      cell = SearchCell(self.space, c, reduction, reduction_prev,
+      cell = SearchCell(self.space, c, reduction, reduction_prev, self.remat,
                         name=f'cell{i}')
       s0, s1 = s1, cell(s0, s1, weights['reduce' if reduction else 'normal'],
                         train)

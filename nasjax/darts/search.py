@@ -73,7 +73,8 @@ def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
                                     steps=config.search_space.steps)
   model = model_lib.SearchNetwork(space, config.model.channels,
                                   dataset.num_classes, config.model.layers,
-                                  config.model.stem_multiplier)
+                                  config.model.stem_multiplier,
+                                  config.model.remat)
   o, a = config.optimizer, config.arch_optimizer
   schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
                                     epochs=config.epochs,

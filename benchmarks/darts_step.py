@@ -31,10 +31,12 @@ _MODES = flags.DEFINE_list('modes', ['weights', 'first_order', 'second_order'],
 _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps after warm-up.')
 _IMPL = flags.DEFINE_string('depthwise_impl', 'shift', 'layers impl.')
 _REMAT = flags.DEFINE_bool('remat', False, 'Rematerialise edges.')
+_SO_IMPL = flags.DEFINE_string('second_order_impl', 'hvp',
+                                'hvp or unrolled.')
 _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
 
 
-def measure(c, num_layers, b, mode, steps, impl, remat):
+def measure(c, num_layers, b, mode, steps, impl, remat, so_impl):
   import functools  # pylint: disable=g-import-not-at-top
   import jax
   import numpy as np
@@ -68,7 +70,8 @@ def measure(c, num_layers, b, mode, steps, impl, remat):
     args = (tb,)
   else:
     fn = functools.partial(step_lib.search_step, model=net, preprocess=prep,
-                           arch_mode=mode, learning_rate=sched)
+                           arch_mode=mode, learning_rate=sched,
+                           second_order_impl=so_impl)
     args = (tb, vb)
   jitted = parallel.jit_step(fn, mesh, num_batches=len(args))
   t = time.perf_counter()
@@ -81,7 +84,9 @@ def measure(c, num_layers, b, mode, steps, impl, remat):
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - t)
   return {'C': c, 'layers': num_layers, 'batch': b, 'mode': mode,
-          'depthwise_impl': impl, 'remat': remat, 'compile_s': round(compile_s, 2),
+          'depthwise_impl': impl, 'remat': remat,
+          'second_order_impl': so_impl if mode == 'second_order' else None,
+          'compile_s': round(compile_s, 2),
           'median_step_s': round(float(np.median(times[1:])), 3),
           'min_step_s': round(float(np.min(times[1:])), 3),
           'warmup_step_s': round(times[0], 3),
@@ -97,7 +102,8 @@ def main(argv):
   if _CHILD.value:
     c, n, b, mode = _CHILD.value.split(',')
     print(json.dumps(measure(int(c), int(n), int(b), mode, _STEPS.value,
-                             _IMPL.value, _REMAT.value)), flush=True)
+                             _IMPL.value, _REMAT.value, _SO_IMPL.value)),
+          flush=True)
     return
   for size in _SIZES.value:
     c, n, b = size.split('/')
@@ -105,7 +111,8 @@ def main(argv):
       out = subprocess.run(
           [sys.executable, __file__, f'--child={c},{n},{b},{mode}',
            f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}',
-           f'--remat={_REMAT.value}'],
+           f'--remat={_REMAT.value}',
+           f'--second_order_impl={_SO_IMPL.value}'],
           capture_output=True, text=True, check=False)
       lines = [l for l in out.stdout.splitlines() if l.startswith('{')]
       print(lines[-1] if lines else json.dumps(

@@ -34,8 +34,8 @@ def _f64_problem():
         preprocess=helpers.PREP64))(state, tb)
     grad = jax.jit(functools.partial(
         step_lib.arch_gradient, model=helpers.MODEL, preprocess=helpers.PREP64,
-        learning_rate=helpers.schedule(0.1)), static_argnames=('arch_mode',
-                                                               'fd_radius'))
+        learning_rate=helpers.schedule(0.1)), static_argnames=(
+            'arch_mode', 'second_order_impl'))
     exact = grad(state, tb, vb, arch_mode='second_order')[0]
     return state, tb, vb, grad, jax.device_get(exact)
 
@@ -71,6 +71,14 @@ def test_exact_hypergradient_equals_central_differences():
                                    preprocess=helpers.PREP64,
                                    arch_mode='first_order')[0]
     assert _rel(first, exact) > 1e-3
+
+
+def test_hvp_and_unrolled_second_order_agree():
+  with jax.enable_x64(True):
+    state, tb, vb, grad, exact = _f64_problem()
+    unrolled = grad(state, tb, vb, arch_mode='second_order',
+                    second_order_impl='unrolled')[0]
+  assert _rel(unrolled, exact) < 1e-10
 
 
 def test_finite_difference_option_approaches_exact():

@@ -82,6 +82,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # 'second_order' (exact hypergradient), 'first_order', 'finite_difference'
   # (the paper's approximation) or 'weights_only' (alpha frozen).
   c.search.arch_mode = 'second_order'
+  # How 'second_order' computes the exact hypergradient: 'hvp' (chain rule
+  # with a forward-over-reverse Hessian-vector product; less memory) or
+  # 'unrolled' (reverse mode through the unrolled step). Same numbers.
+  c.search.second_order_impl = 'hvp'
   # r = fd_radius / ||grad_w' L_val|| for 'finite_difference'.
   c.search.fd_radius = 0.01
 

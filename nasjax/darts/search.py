@@ -152,7 +152,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     fn = functools.partial(step_lib.search_step, model=model, preprocess=prep,
                            arch_mode=config.search.arch_mode,
                            learning_rate=schedule,
-                           fd_radius=config.search.fd_radius)
+                           fd_radius=config.search.fd_radius,
+                           second_order_impl=config.search.second_order_impl)
   step_fn = parallel.jit_step(fn, mesh, num_batches=1 if is_weights else 2)
 
   pidx, pcount = parallel.process_info()

@@ -15,7 +15,12 @@ Three ways to get g_alpha (`arch_mode`):
   current optimiser state (SGD momentum buffer, weight decay, clipping, and
   the current learning rate), and JAX differentiates L_val(w'(alpha), alpha)
   through it: through the training gradient (a second derivative of the
-  network) and through the optax update. Any optax `tx` works.
+  network) and through the optax update. Any optax `tx` works. By default
+  the derivative is assembled by the chain rule (a VJP through the optax
+  update and an exact forward-over-reverse Hessian-vector product); the
+  literal reverse-mode gradient of the unrolled step is
+  `second_order_impl='unrolled'`. They agree to float precision; the first
+  needs much less memory.
 * 'finite_difference': the paper's approximation (its eq. 7-8). With
   v = grad_w' L_val(w', alpha) and r = radius / ||v||,
     g_alpha ~ grad_alpha L_val(w', alpha)
@@ -89,7 +94,7 @@ def virtual_step(state: SearchState, alpha, images, labels, *, model):
 def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
                   preprocess: Preprocess, arch_mode: str,
                   learning_rate: Callable | None = None,
-                  fd_radius: float = 0.01):
+                  fd_radius: float = 0.01, second_order_impl: str = 'hvp'):
   """g_alpha by `arch_mode`, plus (val loss, val logits).
 
   Args:
@@ -100,6 +105,11 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
     arch_mode: one of ARCH_MODES.
     learning_rate: step -> lr; needed by 'finite_difference' only (eta).
     fd_radius: the r numerator of 'finite_difference'.
+    second_order_impl: how 'second_order' computes the exact hypergradient:
+      'unrolled' differentiates alpha -> L_val(w'(alpha), alpha) in reverse
+      mode, literally; 'hvp' (default) computes the same derivative by the
+      chain rule with a forward-over-reverse Hessian-vector product, with much
+      less memory. Both are exact (tests check they agree).
 
   Returns:
     (g_alpha with alpha's structure, val_loss, val_logits, val_labels)
@@ -115,7 +125,7 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
     return g, val_loss, logits, y_val
 
   x_tr, y_tr = _inputs(state, train_batch, 0, preprocess)
-  if arch_mode == 'second_order':
+  if arch_mode == 'second_order' and second_order_impl == 'unrolled':
 
     def unrolled_val_loss(alpha):
       w2 = virtual_step(state, alpha, x_tr, y_tr, model=model)
@@ -123,6 +133,32 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
 
     (val_loss, (_, logits)), g = jax.value_and_grad(
         unrolled_val_loss, has_aux=True)(state.alpha)
+    return g, val_loss, logits, y_val
+
+  grad_alpha_train = lambda w: jax.grad(loss, argnums=2, has_aux=True)(
+      w, state.batch_stats, state.alpha, x_tr, y_tr)[0]
+  if arch_mode == 'second_order':
+    if second_order_impl != 'hvp':
+      raise ValueError(f'Unknown second_order_impl {second_order_impl!r}; '
+                       "valid: 'hvp', 'unrolled'.")
+    # The same derivative by the chain rule, w' = U(g(alpha)) with
+    # g = grad_w L_train(w, alpha):
+    #   dL/dalpha = grad_alpha L_val(w') + (dg/dalpha)^T (dU/dg)^T v,
+    # v = grad_w' L_val(w'). (dU/dg)^T v is a VJP through the optax update;
+    # (dg/dalpha)^T u = d/de grad_alpha L_train(w + e u, alpha) is an exact
+    # Hessian-vector product, taken forward-over-reverse (jax.jvp), which
+    # stores far less than differentiating the unrolled step in reverse.
+    grads, _ = jax.grad(loss, has_aux=True)(state.params, state.batch_stats,
+                                            state.alpha, x_tr, y_tr)
+    update = lambda g: optax.apply_updates(
+        state.params, state.tx.update(g, state.opt_state, state.params)[0])
+    w2, update_vjp = jax.vjp(update, grads)
+    (val_loss, (_, logits)), (g_alpha, v) = jax.value_and_grad(
+        loss, argnums=(2, 0), has_aux=True)(w2, state.batch_stats,
+                                            state.alpha, x_val, y_val)
+    (u,) = update_vjp(v)
+    _, implicit = jax.jvp(grad_alpha_train, (state.params,), (u,))
+    g = jax.tree.map(jnp.add, g_alpha, implicit)
     return g, val_loss, logits, y_val
 
   # finite_difference
@@ -133,8 +169,6 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
       loss, argnums=(2, 0), has_aux=True)(w2, state.batch_stats, state.alpha,
                                           x_val, y_val)
   r = fd_radius / optax.global_norm(v)
-  grad_alpha_train = lambda w: jax.grad(loss, argnums=2, has_aux=True)(
-      w, state.batch_stats, state.alpha, x_tr, y_tr)[0]
   shift = lambda sign: jax.tree.map(lambda p, d: p + sign * r * d,
                                     state.params, v)
   g_plus, g_minus = grad_alpha_train(shift(1.0)), grad_alpha_train(shift(-1.0))
@@ -178,11 +212,12 @@ def weight_step(state: SearchState, train_batch: types.Batch, *, model,
 def search_step(state: SearchState, train_batch: types.Batch,
                 val_batch: types.Batch, *, model, preprocess: Preprocess,
                 arch_mode: str, learning_rate: Callable | None = None,
-                fd_radius: float = 0.01):
+                fd_radius: float = 0.01, second_order_impl: str = 'hvp'):
   """One DARTS step: alpha on `val_batch`, then weights on `train_batch`."""
   g_alpha, val_loss, val_logits, y_val = arch_gradient(
       state, train_batch, val_batch, model=model, preprocess=preprocess,
-      arch_mode=arch_mode, learning_rate=learning_rate, fd_radius=fd_radius)
+      arch_mode=arch_mode, learning_rate=learning_rate, fd_radius=fd_radius,
+      second_order_impl=second_order_impl)
   updates, arch_opt_state = state.arch_tx.update(g_alpha, state.arch_opt_state,
                                                  state.alpha)
   alpha = optax.apply_updates(state.alpha, updates)

@@ -30,7 +30,7 @@ _MODES = flags.DEFINE_list('modes', ['weights', 'first_order', 'second_order'],
                            'Modes to time.')
 _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps after warm-up.')
 _IMPL = flags.DEFINE_string('depthwise_impl', 'shift', 'layers impl.')
-_REMAT = flags.DEFINE_bool('remat', False, 'Rematerialise edges.')
+_REMAT = flags.DEFINE_bool('remat', True, 'Rematerialise edges.')
 _SO_IMPL = flags.DEFINE_string('second_order_impl', 'hvp',
                                 'hvp or unrolled.')
 _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')

@@ -69,8 +69,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # The stem has stem_multiplier * C channels.
   c.model.stem_multiplier = 3
   # Recompute each edge's forward pass during the backward pass instead of
-  # storing it: less memory, about one more forward pass of compute.
-  c.model.remat = False
+  # storing it: about one more forward pass of compute, but on CPU it is
+  # both faster and smaller (benchmarks: weight step 2.7 s vs 4.5 s, 2.8 vs
+  # 7.8 GiB at C=8, 5 cells, batch 32).
+  c.model.remat = True
 
   c.search_space = ml_collections.ConfigDict()
   # Candidate ops, in alpha-column order ('none' first).

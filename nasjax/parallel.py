@@ -69,7 +69,21 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, Any]:
 
 
 def replicate(tree, mesh: Mesh):
-  return jax.device_put(tree, replicated(mesh))
+  """Host values (identical on every host) -> replicated global arrays.
+
+  Built shard by shard from the local value, so no host-to-host transfer or
+  check is needed on multi-host meshes.
+  """
+  sharding = replicated(mesh)
+
+  def put(x):
+    if jax.dtypes.issubdtype(getattr(x, 'dtype', None), jax.dtypes.prng_key):
+      data = put(jax.random.key_data(x))
+      return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+  return jax.tree.map(put, tree)
 
 
 def jit_step(fn: Callable, mesh: Mesh, *, num_batches: int = 1,

@@ -1,6 +1,5 @@
 """A tiny search problem shared by the tests (compiled functions are reused)."""
 
-import functools
 
 import jax
 import jax.numpy as jnp

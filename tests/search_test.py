@@ -14,7 +14,6 @@ import data
 from experiments.configs import darts_search as configs
 from nasjax import checkpoint
 from nasjax.darts import search
-from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -103,6 +103,27 @@ def batches(split: Split, global_batch: int, *, seed: int, start_step: int = 0,
     step += 1
 
 
+def eval_batches(split: Split, global_batch: int, *, process_index: int = 0,
+                 process_count: int = 1
+                 ) -> Iterator[dict[str, np.ndarray]]:
+  """Every example once, in order, in fixed-size batches with a `mask`.
+
+  The last batch is padded (with copies of example 0, mask 0) so every batch
+  has the static shape the compiled step expects.
+  """
+  if global_batch % process_count:
+    raise DataError(f'Global batch {global_batch} does not divide across '
+                    f'{process_count} hosts.')
+  per_host = global_batch // process_count
+  for begin in range(0, len(split), global_batch):
+    idx = np.arange(begin, begin + global_batch)
+    mask = (idx < len(split)).astype(np.float32)
+    idx = np.where(idx < len(split), idx, 0)
+    part = slice(process_index * per_host, (process_index + 1) * per_host)
+    yield {'image': split.images[idx[part]], 'label': split.labels[idx[part]],
+           'mask': mask[part]}
+
+
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], ...]:
   x = images.astype(np.float64) / 255.0
   return (tuple(x.mean((0, 1, 2)).tolist()), tuple(x.std((0, 1, 2)).tolist()))

@@ -18,6 +18,7 @@ import jax
 from ml_collections import config_flags
 
 import data
+from experiments import common
 from nasjax.darts import search
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -27,17 +28,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-class _QuietOrbax:
-  """Drops orbax's INFO chatter (several lines per checkpoint)."""
-
-  def filter(self, record):
-    return record.levelno >= logging.WARNING or 'orbax' not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_QuietOrbax())
+  common.quiet_orbax()
   config = _CONFIG.value
   logging.info('JAX devices: %s', jax.devices())
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,

@@ -37,15 +37,42 @@ def random_crop_flip(images: jax.Array, rng: jax.Array, padding: int,
   return images
 
 
-def _preprocess(images, rng, train, *, mean, std, crop_padding, flip, dtype):
+def cutout(x: jax.Array, rng: jax.Array, length: int) -> jax.Array:
+  """Zeroes one length x length square per image, clipped at the border.
+
+  As the reference's `Cutout`: the centre is uniform over the pixels and the
+  square covers rows [cy - length // 2, cy + length // 2) (likewise columns).
+  """
+  b, h, w, _ = x.shape
+  k_y, k_x = jax.random.split(rng)
+  cy = jax.random.randint(k_y, (b, 1, 1, 1), 0, h)
+  cx = jax.random.randint(k_x, (b, 1, 1, 1), 0, w)
+  rows = jnp.arange(h)[None, :, None, None]
+  cols = jnp.arange(w)[None, None, :, None]
+  half = length // 2
+  inside = ((rows >= cy - half) & (rows < cy + half) &
+            (cols >= cx - half) & (cols < cx + half))
+  return jnp.where(inside, jnp.zeros((), x.dtype), x)
+
+
+def _preprocess(images, rng, train, *, mean, std, crop_padding, flip,
+                cutout_length, dtype):
   x = images.astype(dtype) / 255.0
   if train and (crop_padding or flip):
     x = random_crop_flip(x, rng, crop_padding, flip)
-  return (x - jnp.asarray(mean, dtype)) / jnp.asarray(std, dtype)
+  x = (x - jnp.asarray(mean, dtype)) / jnp.asarray(std, dtype)
+  if train and cutout_length:
+    x = cutout(x, jax.random.fold_in(rng, 1), cutout_length)
+  return x
 
 
 def make_preprocess(*, mean, std, crop_padding: int, flip: bool,
-                    dtype=jnp.float32):
-  """(uint8 [B, H, W, C], rng, train) -> normalised float [B, H, W, C]."""
+                    cutout_length: int = 0, dtype=jnp.float32):
+  """(uint8 [B, H, W, C], rng, train) -> normalised float [B, H, W, C].
+
+  Cutout (retraining only) is applied after normalisation, as in the
+  reference, so the square is 0 = the mean colour.
+  """
   return functools.partial(_preprocess, mean=tuple(mean), std=tuple(std),
-                           crop_padding=crop_padding, flip=flip, dtype=dtype)
+                           crop_padding=crop_padding, flip=flip,
+                           cutout_length=cutout_length, dtype=dtype)

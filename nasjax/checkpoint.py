@@ -1,7 +1,8 @@
-"""Orbax checkpoints of a search: every array of the state plus JSON metadata.
+"""Orbax checkpoints of a state: every array of it plus JSON metadata.
 
-A checkpoint holds the weights, BatchNorm statistics, alpha, both optimiser
-states, the step and the PRNG key (`SearchState.checkpoint_items`), and a
+A checkpoint holds what the state's `checkpoint_items()` lists (for a search:
+the weights, BatchNorm statistics, alpha, both optimiser states, the step and
+the PRNG key; `SearchState`, `TrainState`), and a
 JSON record (data position, genotype, config) beside it. The data position is
 the step: batches are a function of (seed, step) (data/pipeline.py).
 
@@ -21,6 +22,7 @@ import orbax.checkpoint as ocp
 class Checkpointer:
 
   def __init__(self, directory: str, max_to_keep: int = 3):
+    self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         os.path.abspath(directory),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,

@@ -26,6 +26,7 @@ Synopsis:
 import ast
 import dataclasses
 import json
+import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -252,6 +253,83 @@ DARTS_V2 = from_notation(
     "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
 
 
+# Published cells from other searches, as the reference writes them
+# (cnn/genotypes.py; shared/reference/darts.md). They have 5 nodes, and
+# AmoebaNet uses 'conv_7x1_1x7' and 'sep_conv_7x7', outside the DARTS space.
+NASNET = make(
+    normal=[('sep_conv_5x5', 1), ('sep_conv_3x3', 0), ('sep_conv_5x5', 0),
+            ('sep_conv_3x3', 0), ('avg_pool_3x3', 1), ('skip_connect', 0),
+            ('avg_pool_3x3', 0), ('avg_pool_3x3', 0), ('sep_conv_3x3', 1),
+            ('skip_connect', 1)],
+    normal_concat=[2, 3, 4, 5, 6],
+    reduce=[('sep_conv_5x5', 1), ('sep_conv_7x7', 0), ('max_pool_3x3', 1),
+            ('sep_conv_7x7', 0), ('avg_pool_3x3', 1), ('sep_conv_5x5', 0),
+            ('skip_connect', 3), ('avg_pool_3x3', 2), ('sep_conv_3x3', 2),
+            ('max_pool_3x3', 1)],
+    reduce_concat=[4, 5, 6])
+AMOEBANET = make(
+    normal=[('avg_pool_3x3', 0), ('max_pool_3x3', 1), ('sep_conv_3x3', 0),
+            ('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('avg_pool_3x3', 3),
+            ('sep_conv_3x3', 1), ('skip_connect', 1), ('skip_connect', 0),
+            ('avg_pool_3x3', 1)],
+    normal_concat=[4, 5, 6],
+    reduce=[('avg_pool_3x3', 0), ('sep_conv_3x3', 1), ('max_pool_3x3', 0),
+            ('sep_conv_7x7', 2), ('sep_conv_7x7', 0), ('avg_pool_3x3', 1),
+            ('max_pool_3x3', 0), ('max_pool_3x3', 1), ('conv_7x1_1x7', 0),
+            ('sep_conv_3x3', 5)],
+    reduce_concat=[3, 4, 6])
+# The ENAS micro cell (melodyguan/enas scripts/cifar10_micro_final.sh, decoded
+# in shared/reference/enas.md section 3) in the DARTS cell: identity ->
+# skip_connect, the output concatenates the loose ends (nodes no other node
+# reads). Differences from ENAS's own child: ENAS reorders the cell inputs,
+# standardises input 1 with ReLU-1x1-BN only, and reduces with its own
+# factorised path; here the DARTS cell's preprocessing and strides apply.
+ENAS = make(
+    normal=[('avg_pool_3x3', 0), ('sep_conv_3x3', 0), ('skip_connect', 0),
+            ('sep_conv_5x5', 0), ('skip_connect', 0), ('sep_conv_5x5', 1),
+            ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('avg_pool_3x3', 0),
+            ('sep_conv_5x5', 1)],
+    normal_concat=[2, 3, 4, 5, 6],
+    reduce=[('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('max_pool_3x3', 0),
+            ('avg_pool_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_5x5', 3),
+            ('sep_conv_3x3', 1), ('skip_connect', 0), ('max_pool_3x3', 0),
+            ('sep_conv_5x5', 1)],
+    reduce_concat=[2, 4, 5, 6])
+
+# Published genotypes by name. 'DARTS' is DARTS_V2, as in the reference.
+ZOO: dict[str, Genotype] = {
+    'DARTS_V1': DARTS_V1, 'DARTS_V2': DARTS_V2, 'DARTS': DARTS_V2,
+    'NASNet': NASNET, 'AmoebaNet': AMOEBANET, 'ENAS': ENAS,
+}
+
+
+def get(name: str) -> Genotype:
+  """A published genotype by name; unknown names list the valid ones."""
+  try:
+    return ZOO[name]
+  except KeyError:
+    raise GenotypeError(f'Unknown genotype {name!r}. Published genotypes: '
+                        f'{sorted(ZOO)}; or give a path to a genotype JSON '
+                        'or notation file.') from None
+
+
+def load(spec: str) -> Genotype:
+  """A zoo name, a file (JSON or notation), or notation/JSON text itself."""
+  spec = spec.strip()
+  if spec in ZOO:
+    return ZOO[spec]
+  if spec.startswith(('Genotype(', '{')):
+    return parse(spec)
+  if os.path.exists(spec):
+    with open(spec) as f:
+      text = f.read()
+    try:
+      return parse(text)
+    except GenotypeError as e:
+      raise GenotypeError(f'{spec}: {e}') from None
+  return get(spec)
+
+
 # ---------------------------------------------------------------- pictures
 
 
@@ -317,3 +395,12 @@ def write_svg(g: Genotype, path_prefix: str) -> list[str]:
                        f'{cell} cell'))
     paths.append(path)
   return paths
+
+
+def write_files(g: Genotype, prefix: str) -> None:
+  """`<prefix>.json`, `<prefix>.txt` (notation) and the two cell pictures."""
+  with open(prefix + '.json', 'w') as f:
+    f.write(to_json(g) + '\n')
+  with open(prefix + '.txt', 'w') as f:
+    f.write(to_notation(g) + '\n')
+  write_svg(g, prefix)

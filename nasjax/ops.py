@@ -189,11 +189,6 @@ OPS: dict[str, OpFactory] = {
         lambda c, stride, affine, **kw: Conv7x1_1x7(c, stride, affine, **kw),
 }
 
-# Ops without parameters whose output depends only on (input, stride). In a
-# search cell every edge leaving one node with one stride computes the same
-# tensor for them, so the supernet computes each once per source node.
-PARAMETER_FREE = ('none', 'max_pool_3x3', 'avg_pool_3x3')
-
 
 def get(name: str) -> OpFactory:
   """Returns the factory for op `name`; unknown names list the valid ones."""
@@ -201,9 +196,3 @@ def get(name: str) -> OpFactory:
     return OPS[name]
   except KeyError:
     raise KeyError(f'Unknown op {name!r}. Valid ops: {sorted(OPS)}.') from None
-
-
-def is_shared(name: str, stride: int) -> bool:
-  """Whether op `name` at `stride` is parameter-free (identical on all edges)."""
-  get(name)
-  return name in PARAMETER_FREE or (name == 'skip_connect' and stride == 1)

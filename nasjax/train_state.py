@@ -1,4 +1,7 @@
-"""SearchState: everything a DARTS search step reads and writes, as one pytree.
+"""SearchState and TrainState: everything a step reads and writes, as one pytree.
+
+`SearchState` is for a DARTS search, `TrainState` for training a discrete
+network from scratch (weights only).
 
 Forked from `flax.training.train_state.TrainState`, as its docstring invites:
 it holds two parameter sets with two optimisers (weights w with `tx`, alpha
@@ -8,6 +11,7 @@ state can be donated, sharded and checkpointed as a plain pytree.
 
 Synopsis:
 
+  state = TrainState.create(params=..., batch_stats=..., tx=tx, rng=key)
   state = SearchState.create(params=..., batch_stats=..., alpha=...,
                              tx=weight_tx, arch_tx=arch_tx, rng=key)
 """
@@ -48,3 +52,38 @@ class SearchState(flax.struct.PyTreeNode):
 
   def replace_items(self, items: dict[str, Any]) -> 'SearchState':
     return self.replace(**items)
+
+
+class TrainState(flax.struct.PyTreeNode):
+  """What a retraining step reads and writes: one parameter set, one optimiser."""
+  step: jax.Array
+  params: types.Params
+  batch_stats: types.BatchStats
+  opt_state: optax.OptState
+  rng: types.PRNGKey
+  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+  @classmethod
+  def create(cls, *, params, batch_stats, tx, rng):
+    return cls(step=jnp.zeros((), jnp.int32), params=params,
+               batch_stats=batch_stats, opt_state=tx.init(params), rng=rng,
+               tx=tx)
+
+  def checkpoint_items(self) -> dict[str, Any]:
+    return {k: getattr(self, k) for k in (
+        'step', 'params', 'batch_stats', 'opt_state', 'rng')}
+
+  def replace_items(self, items: dict[str, Any]) -> 'TrainState':
+    return self.replace(**items)
+
+
+def keep_if_finite(old, new, metrics: dict):
+  """`new` if every '*loss' metric is finite, else `old`; adds 'finite'.
+
+  The NaN guard of every step: a non-finite loss never reaches the state
+  (nor, through the loop, a checkpoint).
+  """
+  finite = jnp.all(jnp.stack([jnp.isfinite(v) for k, v in metrics.items()
+                              if k.endswith('loss')]))
+  state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  return state, {**metrics, 'finite': finite}

@@ -8,22 +8,19 @@ separate gradients and optimiser states:
                                 train=True, mutable=['batch_stats'])
 
 Every edge of a search cell computes the mixed op sum_k softmax(alpha_e)_k *
-op_k(x) (`MixedOp`). The cell does not build 14 independent mixed ops. It
-groups edges by their source node (`SourceEdges`), which computes the same sum
-exactly, in less time and with a smaller graph:
+op_k(x) (`MixedOp`). A cell does not build its 14 mixed ops one by one: it
+runs them through one `nn.scan` over edges (`EdgeScan`), with each edge's
+weights stacked on a leading axis, so XLA compiles one mixed op per cell pass
+instead of one per edge (whole-network compile 143 s -> 21 s in the
+measurement quoted in README). `params[...]['scan']['mixed']` holds, at index
+e, exactly what a standalone `MixedOp` on that edge would hold
+(tests/darts_model_test.py checks the equivalence). With `remat`, each edge's
+forward pass is recomputed in the backward pass instead of stored, which on
+CPU is both smaller and faster (see README, Benchmarks).
 
-* parameter-free ops (the pools with their affine-free BatchNorm, `none`, the
-  stride-1 identity) give the same tensor on every edge that leaves one node
-  with one stride, so they are computed once per source node;
-* each parametric op keeps its own weights per edge (`edge{e}_{op}`), laid
-  out exactly as a standalone `ops.OPS` module, so
-  `params['edge1_sep_conv_3x3']` is what `MixedOp` on that edge would hold
-  (tests/darts_model_test.py checks the equivalence).
-
-Why not stack the edges' weights and `nn.vmap` one op over them? On XLA's CPU
-backend that was 7x slower than a loop over edges for a 4-edge block (46 ms
-vs 336 ms, forward + backward at [32, 32, 32, 8]): the shared input gets
-broadcast to every edge and the gradient reductions fuse badly.
+Not done (yet): the parameter-free ops (pools, zero, identity) give the same
+tensor on every edge leaving one node with one stride and could be computed
+once per source node; in the scan they are computed per edge.
 
 Synopsis:
 

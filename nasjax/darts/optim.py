@@ -1,9 +1,11 @@
-"""The optimisers of a DARTS search, as optax transformations.
+"""The optimisers of DARTS (search and retraining), as optax transformations.
 
 * weights: SGD with momentum 0.9 and coupled weight decay (PyTorch's
   `SGD(weight_decay=...)`: the decay is added to the gradient before the
   momentum buffer), gradient norm clipped first; learning rate cosine-annealed
-  per *epoch* from `lr` to `lr_min`, as the reference's per-epoch scheduler.
+  per *epoch* from `lr` to `lr_min`, as the reference's per-epoch scheduler
+  (retraining: the same with `lr_min` 0 on CIFAR, `exponential_per_epoch` on
+  ImageNet).
 * alpha: Adam with coupled L2 weight decay (PyTorch `Adam(weight_decay=...)`),
   betas (0.5, 0.999), eps 1e-8.
 
@@ -43,3 +45,13 @@ def arch_optimizer(learning_rate: float, *, b1: float, b2: float,
                    ) -> optax.GradientTransformation:
   return optax.chain(optax.add_decayed_weights(weight_decay),
                      optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
+
+
+def exponential_per_epoch(lr: float, gamma: float, *,
+                          steps_per_epoch: int) -> optax.Schedule:
+  """lr(step) = lr * gamma ** epoch (PyTorch `StepLR(1, gamma)`, ImageNet)."""
+
+  def schedule(step):
+    return lr * gamma ** jnp.floor_divide(step, steps_per_epoch)
+
+  return schedule

@@ -10,8 +10,8 @@ summary. It writes into `workdir`:
 
 SIGTERM and Ctrl-C save a checkpoint before leaving. A non-finite loss stops
 the run with `FloatingPointError`; the state is never updated with it (see
-`step._guarded`) and no checkpoint is written after it, so the last one on
-disk is good.
+`train_state.keep_if_finite`) and no checkpoint is written after it, so the last one on
+disk is good (`nasjax.loop`).
 
 Synopsis:
 
@@ -21,7 +21,6 @@ Synopsis:
 import functools
 import json
 import os
-import signal
 import time
 
 from absl import logging
@@ -34,35 +33,13 @@ from nasjax import augment
 from nasjax import checkpoint
 from nasjax import genotype as genotype_lib
 from nasjax import layers
+from nasjax import loop
 from nasjax import parallel
 from nasjax.darts import model as model_lib
 from nasjax.darts import optim
 from nasjax.darts import step as step_lib
 from nasjax.search_spaces import darts_cell
 from nasjax.train_state import SearchState
-
-
-class _Interrupt:
-  """Turns SIGTERM into a flag the loop checks between steps."""
-
-  def __init__(self):
-    self.requested = False
-    self._old = None
-
-  def __enter__(self):
-    try:
-      self._old = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # Not the main thread: leave signals alone.
-      self._old = None
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._old is not None:
-      signal.signal(signal.SIGTERM, self._old)
 
 
 def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
@@ -102,19 +79,6 @@ def init_state(model, space, tx, arch_tx, image_shape, seed, mesh):
                               alpha=alpha, tx=tx, arch_tx=arch_tx, rng=k_state)
 
   return parallel.jit_init(init, mesh)()
-
-
-def _write_genotype(g, prefix):
-  with open(prefix + '.json', 'w') as f:
-    f.write(genotype_lib.to_json(g) + '\n')
-  with open(prefix + '.txt', 'w') as f:
-    f.write(genotype_lib.to_notation(g) + '\n')
-  genotype_lib.write_svg(g, prefix)
-
-
-def _fmt_time(seconds):
-  seconds = int(seconds)
-  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
 
 
 def search(config: ml_collections.ConfigDict, workdir: str,
@@ -181,7 +145,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   def end_of_epoch(st, epoch, sums):
     alpha = parallel.to_host(st.alpha)
     g = genotype_lib.from_alpha(alpha, space)
-    _write_genotype(g, os.path.join(workdir, 'genotypes', f'epoch_{epoch:03d}'))
+    genotype_lib.write_files(
+        g, os.path.join(workdir, 'genotypes', f'epoch_{epoch:03d}'))
     logging.info('epoch %d genotype: %s', epoch, genotype_lib.to_notation(g))
     if writer is not None:
       step = int(jax.device_get(st.step))
@@ -195,104 +160,39 @@ def search(config: ml_collections.ConfigDict, workdir: str,
                              dict(zip(space.primitives, w[e].tolist())), step)
       writer.flush()
 
-  t0, step_times, pending = time.time(), [], None
-  epoch_sums, epoch_count, last_epoch = {}, 0, {}
-  last_good_saved = ckpt.latest_step()
-  status = 'completed'
+  def one_step(st, i):
+    _, tb = next(train_it)
+    tb = parallel.shard_batch(tb, mesh)
+    if is_weights:
+      return step_fn(st, tb)
+    _, vb = next(val_it)
+    return step_fn(st, tb, parallel.shard_batch(vb, mesh))
 
-  def check(metrics, step):
-    if not bool(metrics['finite']):
-      raise FloatingPointError(
-          f'Non-finite loss at step {step} ({ {k: float(v) for k, v in metrics.items()} }). '
-          f'The run stopped; the state was not updated with it and the last '
-          f'good checkpoint (step {ckpt.latest_step()}) in {workdir} is kept.')
-
-  def record(metrics, step):
-    nonlocal epoch_count
-    host = {k: float(v) for k, v in metrics.items() if k != 'finite'}
-    for k, v in host.items():
-      epoch_sums[k] = epoch_sums.get(k, 0.0) + v
-    epoch_count += 1
-    if writer is not None:
-      for k, v in host.items():
-        writer.add_scalar(f'train/{k}', v, step + 1)
-      writer.add_scalar('train/lr', float(schedule(step)), step + 1)
-    return host
-
-  with _Interrupt() as interrupt:
-    try:
-      for step in range(start, total_steps):
-        _, tb = next(train_it)
-        tb = parallel.shard_batch(tb, mesh)
-        tstart = time.time()
-        if is_weights:
-          state, metrics = step_fn(state, tb)
-        else:
-          _, vb = next(val_it)
-          state, metrics = step_fn(state, tb, parallel.shard_batch(vb, mesh))
-        # Fetch the metrics one step late so the device never waits for us.
-        if pending is not None:
-          check(*pending)
-          record(*pending)
-        pending = (metrics, step)
-        jax.block_until_ready(metrics)
-        step_times.append(time.time() - tstart)
-        done = step + 1
-        if done % config.log_every_steps == 0 or done == total_steps:
-          check(*pending)
-          host = record(*pending)
-          pending = None
-          rate = np.median(step_times[-20:])
-          logging.info(
-              'step %d/%d (%.0f%%) %s | %.2f s/step | ETA %s', done,
-              total_steps, 100 * done / total_steps,
-              ' '.join(f'{k}={v:.4f}' for k, v in sorted(host.items())), rate,
-              _fmt_time(rate * (total_steps - done)))
-        if done % per_epoch == 0 or done == total_steps:
-          if pending is not None:
-            check(*pending)
-            record(*pending)
-            pending = None
-          sums = {k: v / max(epoch_count, 1) for k, v in epoch_sums.items()}
-          end_of_epoch(state, (done - 1) // per_epoch, sums)
-          last_epoch = sums
-          epoch_sums.clear()
-          epoch_count = 0
-        if (done % config.checkpoint_every_steps == 0 or
-            done == total_steps or interrupt.requested):
-          if pending is not None:
-            check(*pending)
-          ckpt.save(state, meta_for(state))
-          last_good_saved = done
-        if interrupt.requested:
-          logging.warning('SIGTERM: saved step %d, stopping.', done)
-          status = 'interrupted'
-          break
-    except KeyboardInterrupt:
-      if pending is not None:
-        check(*pending)
-      ckpt.save(state, meta_for(state))
-      logging.warning('Interrupted: saved step %d.',
-                      int(jax.device_get(state.step)))
-      ckpt.close()
-      raise
-  ckpt.close()
+  t0 = time.time()
+  result = loop.run(state, start=start, total_steps=total_steps,
+                    steps_per_epoch=per_epoch, step=one_step,
+                    checkpointer=ckpt, meta_for=meta_for,
+                    end_of_epoch=end_of_epoch, writer=writer,
+                    learning_rate=schedule,
+                    log_every=config.log_every_steps,
+                    checkpoint_every=config.checkpoint_every_steps)
+  state, step_times = result.state, result.step_times
   if writer is not None:
     writer.close()
 
   alpha = parallel.to_host(state.alpha)
   g = genotype_lib.from_alpha(alpha, space)
-  _write_genotype(g, os.path.join(workdir, 'genotype'))
+  genotype_lib.write_files(g, os.path.join(workdir, 'genotype'))
   summary = {
-      'status': status,
+      'status': result.status,
       'step': int(jax.device_get(state.step)),
       'total_steps': total_steps,
-      'last_checkpoint': last_good_saved,
+      'last_checkpoint': result.last_checkpoint,
       'wall_seconds': time.time() - t0,
       'median_step_seconds': float(np.median(step_times)) if step_times else None,
       'devices': int(mesh.devices.size),
       'genotype': genotype_lib.to_dict(g),
-      'last_epoch_metrics': last_epoch,
+      'last_epoch_metrics': result.last_epoch,
   }
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump(summary, f, indent=1)

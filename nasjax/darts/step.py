@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nasjax import train_state
 from nasjax import types
 from nasjax.train_state import SearchState
 
@@ -191,14 +192,6 @@ def _weight_update(state: SearchState, alpha, train_batch, *, model,
   return params, batch_stats, opt_state, metrics
 
 
-def _guarded(old: SearchState, new: SearchState, metrics):
-  """Keeps `old` where any loss is not finite; reports it in metrics."""
-  finite = jnp.all(jnp.stack([jnp.isfinite(v) for k, v in metrics.items()
-                              if k.endswith('loss')]))
-  state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-  return state, {**metrics, 'finite': finite}
-
-
 def weight_step(state: SearchState, train_batch: types.Batch, *, model,
                 preprocess: Preprocess):
   """One weight step with alpha fixed. Returns (state, metrics)."""
@@ -206,7 +199,7 @@ def weight_step(state: SearchState, train_batch: types.Batch, *, model,
       state, state.alpha, train_batch, model=model, preprocess=preprocess)
   new = state.replace(step=state.step + 1, params=params,
                       batch_stats=batch_stats, opt_state=opt_state)
-  return _guarded(state, new, metrics)
+  return train_state.keep_if_finite(state, new, metrics)
 
 
 def search_step(state: SearchState, train_batch: types.Batch,
@@ -229,7 +222,7 @@ def search_step(state: SearchState, train_batch: types.Batch,
   metrics.update(val_loss=val_loss,
                  val_accuracy=_accuracy(val_logits, y_val),
                  arch_grad_norm=optax.global_norm(g_alpha))
-  return _guarded(state, new, metrics)
+  return train_state.keep_if_finite(state, new, metrics)
 
 
 def eval_step(state: SearchState, batch: types.Batch, *, model,

@@ -1,0 +1,223 @@
+"""Training a discrete network from scratch: the loop, evaluation, results.
+
+`train(config, workdir, dataset, genotype)` runs (or resumes) the DARTS
+evaluation protocol for a genotype and returns a summary. It writes into
+`workdir`:
+
+  checkpoints/        orbax checkpoints (exact resume: state + data position)
+  tb/                 TensorBoard events: train loss/accuracy, lr, drop-path
+                      probability, test loss/accuracy
+  genotype.{json,txt} and genotype_{normal,reduce}.svg: what was trained
+  results.json        test accuracy, parameter counts (with and without the
+                      auxiliary head), steps, wall time
+
+Training uses the whole training split; evaluation the whole test split (in
+inference mode, every example exactly once). SIGTERM / Ctrl-C save first; a
+non-finite loss stops the run and keeps the last good checkpoint
+(`nasjax.loop`).
+
+Synopsis:
+
+  summary = train(config, '/tmp/run', data.get_dataset('cifar10', path),
+                  genotype.load('DARTS_V2'))
+"""
+
+import functools
+import json
+import os
+import time
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from data import pipeline
+from nasjax import augment
+from nasjax import checkpoint
+from nasjax import genotype as genotype_lib
+from nasjax import layers
+from nasjax import loop
+from nasjax import parallel
+from nasjax.darts import optim
+from nasjax.final import network
+from nasjax.final import step as step_lib
+from nasjax.train_state import TrainState
+
+NETWORKS = {'cifar': network.NetworkCIFAR, 'imagenet': network.NetworkImageNet}
+
+
+def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
+          genotype: genotype_lib.Genotype, steps_per_epoch: int):
+  """Model, optimiser, preprocessing, lr and drop-path schedules."""
+  layers.set_depthwise_impl(config.depthwise_impl)
+  m = config.model
+  if m.kind not in NETWORKS:
+    raise ValueError(f'Unknown model.kind {m.kind!r}; valid: {sorted(NETWORKS)}.')
+  model = NETWORKS[m.kind](genotype, m.channels, dataset.num_classes, m.layers,
+                           m.auxiliary)
+  o = config.optimizer
+  if o.schedule == 'cosine':
+    schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
+                                      epochs=config.epochs,
+                                      steps_per_epoch=steps_per_epoch)
+  elif o.schedule == 'exponential':
+    schedule = optim.exponential_per_epoch(o.learning_rate, o.gamma,
+                                           steps_per_epoch=steps_per_epoch)
+  else:
+    raise ValueError(f"Unknown optimizer.schedule {o.schedule!r}; valid: "
+                     "'cosine', 'exponential'.")
+  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
+                              weight_decay=o.weight_decay,
+                              clip=o.grad_clip or None)
+  prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,
+                                 crop_padding=config.data.crop_padding,
+                                 flip=config.data.flip,
+                                 cutout_length=config.data.cutout_length)
+  drop_path = step_lib.linear_drop_path(config.train.drop_path_prob,
+                                        epochs=config.epochs,
+                                        steps_per_epoch=steps_per_epoch)
+  return model, tx, prep, schedule, drop_path
+
+
+def init_state(model, tx, image_shape, seed, mesh) -> TrainState:
+  k_params, k_drop, k_state = jax.random.split(jax.random.key(seed), 3)
+
+  def init():
+    x = jax.numpy.zeros((2,) + tuple(image_shape))
+    # train=True so that the auxiliary head's variables exist.
+    variables = model.init({'params': k_params, 'drop_path': k_drop}, x,
+                           train=True)
+    return TrainState.create(params=variables['params'],
+                             batch_stats=variables['batch_stats'], tx=tx,
+                             rng=k_state)
+
+  return parallel.jit_init(init, mesh)()
+
+
+def evaluate(eval_fn, state, split: pipeline.Split, batch_size: int,
+             mesh) -> dict[str, float]:
+  """Loss and accuracy over every example of `split`, in inference mode."""
+  pidx, pcount = parallel.process_info()
+  sums = None
+  for batch in pipeline.eval_batches(split, batch_size, process_index=pidx,
+                                     process_count=pcount):
+    out = eval_fn(state, parallel.shard_batch(batch, mesh))
+    sums = out if sums is None else jax.tree.map(np.add, sums, out)
+  sums = parallel.to_host(sums)
+  count = float(sums['count'])
+  return {'loss': float(sums['loss_sum']) / count,
+          'accuracy': float(sums['correct']) / count, 'examples': int(count)}
+
+
+def train(config: ml_collections.ConfigDict, workdir: str,
+          dataset: pipeline.Dataset, genotype: genotype_lib.Genotype) -> dict:
+  """Trains `genotype` from scratch (or resumes) in `workdir`; returns a summary."""
+  os.makedirs(workdir, exist_ok=True)
+  mesh = parallel.make_mesh(config.num_devices or None)
+  parallel.check_batch(config.batch_size, mesh)
+  parallel.check_batch(config.eval_batch_size, mesh)
+  if tuple(config.data.image_shape) != dataset.image_shape:
+    raise pipeline.DataError(
+        f'Dataset {dataset.name!r} has images of shape {dataset.image_shape} '
+        f'but config.data.image_shape is {tuple(config.data.image_shape)}.')
+  per_epoch = pipeline.steps_per_epoch(dataset.train, config.batch_size)
+  total_steps = config.epochs * per_epoch
+  if config.max_steps:
+    total_steps = min(total_steps, config.max_steps)
+  model, tx, prep, schedule, drop_path = build(config, dataset, genotype,
+                                               per_epoch)
+  state = init_state(model, tx, dataset.image_shape, config.seed, mesh)
+  params = parallel.to_host(state.params)
+  counts = {'param_count': network.param_count_without_aux(params),
+            'param_count_with_aux': layers.param_count(params)}
+  logging.info('Parameters: %d (%d with the auxiliary head).',
+               counts['param_count'], counts['param_count_with_aux'])
+
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                 config.keep_checkpoints)
+  restored, meta = ckpt.restore_latest(state)
+  if restored is not None:
+    state = parallel.replicate(restored, mesh)
+    logging.info('Resumed from step %d (%s).', meta['step'], workdir)
+  start = int(jax.device_get(state.step))
+  genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
+
+  t = config.train
+  step_fn = parallel.jit_step(functools.partial(
+      step_lib.train_step, model=model, preprocess=prep, drop_path=drop_path,
+      aux_weight=t.aux_weight, label_smoothing=t.label_smoothing), mesh)
+  eval_fn = jax.jit(functools.partial(step_lib.eval_step, model=model,
+                                      preprocess=prep),
+                    in_shardings=(parallel.replicated(mesh),
+                                  parallel.batch_sharding(mesh)),
+                    out_shardings=parallel.replicated(mesh))
+  pidx, pcount = parallel.process_info()
+  train_it = pipeline.batches(dataset.train, config.batch_size,
+                              seed=config.seed, start_step=start,
+                              process_index=pidx, process_count=pcount)
+  writer = None
+  if pidx == 0:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    writer = SummaryWriter(os.path.join(workdir, 'tb'))
+
+  def meta_for(st):
+    step = int(jax.device_get(st.step))
+    return {'step': step, 'epoch': step // per_epoch,
+            'data_position': {'train_step': step},
+            'genotype': genotype_lib.to_dict(genotype),
+            'config': config.to_dict()}
+
+  def one_step(st, i):
+    del i
+    _, batch = next(train_it)
+    return step_fn(st, parallel.shard_batch(batch, mesh))
+
+  def log_test(st, epoch, means):
+    test = evaluate(eval_fn, st, dataset.test, config.eval_batch_size, mesh)
+    logging.info('epoch %d: train %s | test loss %.4f accuracy %.4f', epoch,
+                 ' '.join(f'{k}={v:.4f}' for k, v in sorted(means.items())),
+                 test['loss'], test['accuracy'])
+    if writer is not None:
+      step = int(jax.device_get(st.step))
+      writer.add_scalar('test/loss', test['loss'], step)
+      writer.add_scalar('test/accuracy', test['accuracy'], step)
+      writer.flush()
+    return test
+
+  def end_of_epoch(st, epoch, means):
+    # The last epoch is evaluated once, after the loop.
+    if ((epoch + 1) * per_epoch < total_steps and
+        (epoch + 1) % config.eval_every_epochs == 0):
+      log_test(st, epoch, means)
+
+  t0 = time.time()
+  result = loop.run(state, start=start, total_steps=total_steps,
+                    steps_per_epoch=per_epoch, step=one_step,
+                    checkpointer=ckpt, meta_for=meta_for,
+                    end_of_epoch=end_of_epoch, writer=writer,
+                    learning_rate=schedule, log_every=config.log_every_steps,
+                    checkpoint_every=config.checkpoint_every_steps)
+  step = int(jax.device_get(result.state.step))
+  test = log_test(result.state, (step - 1) // per_epoch, result.last_epoch)
+  if writer is not None:
+    writer.close()
+  summary = {
+      'status': result.status,
+      'step': step,
+      'total_steps': total_steps,
+      'last_checkpoint': result.last_checkpoint,
+      'test_accuracy': test['accuracy'],
+      'test_loss': test['loss'],
+      'test_examples': test['examples'],
+      **counts,
+      'wall_seconds': time.time() - t0,
+      'median_step_seconds': (float(np.median(result.step_times))
+                              if result.step_times else None),
+      'devices': int(mesh.devices.size),
+      'genotype': genotype_lib.to_dict(genotype),
+      'last_epoch_metrics': result.last_epoch,
+  }
+  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+    json.dump(summary, f, indent=1)
+  return summary

@@ -45,3 +45,14 @@ def batch(seed, size=8):
   rs = np.random.RandomState(seed)
   return {'image': rs.randint(0, 256, (size,) + IMAGE_SHAPE).astype(np.uint8),
           'label': rs.randint(0, 10, (size,)).astype(np.int32)}
+
+
+def override(config, **fields):
+  """Sets dotted fields of an ml_collections config: override(c, **{'a.b': 1})."""
+  for k, v in fields.items():
+    obj = config
+    *path, last = k.split('.')
+    for p in path:
+      obj = obj[p]
+    obj[last] = v
+  return config

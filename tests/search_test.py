@@ -14,6 +14,7 @@ import data
 from experiments.configs import darts_search as configs
 from nasjax import checkpoint
 from nasjax.darts import search
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,13 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _config(**overrides):
   c = configs.get_config('tiny')
   c.search.arch_mode = 'first_order'
-  for k, v in overrides.items():
-    obj = c
-    *path, last = k.split('.')
-    for p in path:
-      obj = obj[p]
-    obj[last] = v
-  return c
+  return helpers.override(c, **overrides)
 
 
 def _restore(workdir, config):

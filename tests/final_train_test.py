@@ -1,0 +1,131 @@
+"""Training from scratch: exact resume, NaN stop, the binary, augmentation."""
+
+import json
+import os
+import subprocess
+import sys
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+import data
+from data import pipeline
+from experiments.configs import darts_train as configs
+from nasjax import augment
+from nasjax import checkpoint
+from nasjax import genotype as G
+from nasjax.final import train
+from tests import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A 2-node genotype keeps the compiled step small.
+GENOTYPE = G.make(
+    normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('avg_pool_3x3', 2),
+            ('sep_conv_3x3', 1)], normal_concat=[2, 3],
+    reduce=[('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 2),
+            ('max_pool_3x3', 1)], reduce_concat=[2, 3])
+
+
+def _config(**overrides):
+  c = configs.get_config('tiny')
+  c.num_devices = 1
+  c.train.drop_path_prob = 0.3  # Exercise the drop-path rng on resume.
+  return helpers.override(c, **overrides)
+
+
+def _restore(workdir, config):
+  ds = data.get_dataset('digits')
+  model, tx, _, _, _ = train.build(config, ds, GENOTYPE, 10)
+  template = train.init_state(model, tx, ds.image_shape, 0,
+                              train.parallel.make_mesh(1))
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  state, meta = ckpt.restore_latest(template)
+  ckpt.close()
+  return state, meta
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  ds = data.get_dataset('digits')
+  straight, split = tmp_path / 'straight', tmp_path / 'split'
+  a = train.train(_config(max_steps=4), str(straight), ds, GENOTYPE)
+  train.train(_config(max_steps=2), str(split), ds, GENOTYPE)
+  b = train.train(_config(max_steps=4), str(split), ds, GENOTYPE)
+  assert a['step'] == b['step'] == 4
+  assert a['test_accuracy'] == b['test_accuracy']
+  sa, _ = _restore(str(straight), _config())
+  sb, _ = _restore(str(split), _config())
+  chex.assert_trees_all_equal(jax.device_get(sa.checkpoint_items()),
+                              jax.device_get(sb.checkpoint_items()))
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
+  config = _config(max_steps=6, checkpoint_every_steps=1)
+  config.optimizer.learning_rate = 1e30
+  config.optimizer.grad_clip = 0.0
+  with pytest.raises(FloatingPointError, match='Non-finite loss at step'):
+    train.train(config, str(tmp_path), data.get_dataset('digits'), GENOTYPE)
+  state, _ = _restore(str(tmp_path), config)
+  assert state is not None
+  chex.assert_tree_all_finite(state.params)
+
+
+def test_binary_smoke_run(tmp_path):
+  """darts_train.py on a genotype file written as a search writes it."""
+  G.write_files(GENOTYPE, str(tmp_path / 'searched'))
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_train.py'),
+       '--config=' + os.path.join(ROOT, 'experiments', 'configs',
+                                  'darts_train.py') + ':tiny',
+       f'--config.genotype={tmp_path / "searched.json"}',
+       f'--workdir={tmp_path / "run"}'], capture_output=True, text=True,
+      env=env, timeout=900, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = json.loads((tmp_path / 'run' / 'results.json').read_text())
+  assert results['status'] == 'completed' and results['step'] == 2
+  assert results['test_examples'] == len(data.get_dataset('digits').test)
+  assert 0 <= results['test_accuracy'] <= 1 and results['param_count'] > 0
+  assert G.from_dict(results['genotype']) == GENOTYPE
+  assert os.listdir(tmp_path / 'run' / 'tb')
+  assert 'ETA' in out.stderr and 'orbax' not in out.stderr
+
+
+def test_unknown_genotype_name_fails_before_any_work(tmp_path):
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_train.py'),
+       '--config=' + os.path.join(ROOT, 'experiments', 'configs',
+                                  'darts_train.py') + ':tiny',
+       '--config.genotype=DARTS_V9', f'--workdir={tmp_path}'],
+      capture_output=True, text=True, timeout=300, check=False,
+      env=dict(os.environ, PYTHONPATH=ROOT))
+  assert out.returncode != 0
+  assert "Unknown genotype 'DARTS_V9'" in out.stderr
+  assert 'DARTS_V2' in out.stderr
+
+
+def test_cutout_zeroes_one_clipped_square():
+  x = np.ones((64, 12, 12, 1), np.float32)
+  y = np.asarray(augment.cutout(x, jax.random.key(0), 4))
+  zeros = (y == 0).sum((1, 2, 3))
+  assert zeros.max() == 16 and zeros.min() >= 4  # Clipped at corners: 2x2.
+  for img in y[:, :, :, 0]:
+    rows, cols = np.nonzero(img == 0)
+    assert rows.max() - rows.min() < 4 and cols.max() - cols.min() < 4
+    assert len(rows) == (rows.max() - rows.min() + 1) * (
+        cols.max() - cols.min() + 1)
+
+
+def test_eval_batches_cover_every_example_once():
+  split = pipeline.Split(np.zeros((10, 2, 2, 1), np.uint8),
+                         np.arange(10, dtype=np.int32))
+  got = list(pipeline.eval_batches(split, 4))
+  assert [b['image'].shape[0] for b in got] == [4, 4, 4]
+  labels = np.concatenate([b['label'][b['mask'] > 0] for b in got])
+  np.testing.assert_array_equal(labels, np.arange(10))
+  halves = [list(pipeline.eval_batches(split, 4, process_index=i,
+                                       process_count=2)) for i in (0, 1)]
+  np.testing.assert_array_equal(
+      np.concatenate([halves[0][0]['label'], halves[1][0]['label']]),
+      got[0]['label'])

@@ -133,6 +133,29 @@ def derive_cell(weights: np.ndarray, space: darts_cell.DartsCellSpace,
   return tuple(pairs)
 
 
+def random_cell(space: darts_cell.DartsCellSpace, rng: np.random.Generator,
+                top_k: int = 2) -> tuple[Pair, ...]:
+  """A uniformly random discrete cell of the kind `derive_cell` returns.
+
+  Per node: `top_k` distinct inputs, uniform among the earlier states; on
+  each, an op uniform among the space's ops other than 'none'.
+  """
+  usable = [p for p in space.primitives if p != 'none']
+  pairs = []
+  for node in range(space.steps):
+    inputs = rng.choice(space.num_inputs + node,
+                        size=min(top_k, space.num_inputs + node),
+                        replace=False)
+    pairs.extend((usable[rng.integers(len(usable))], int(j)) for j in inputs)
+  return tuple(pairs)
+
+
+def random_genotype(space: darts_cell.DartsCellSpace,
+                    rng: np.random.Generator) -> Genotype:
+  """A random genotype from the space a search over `space` derives from."""
+  return Genotype(random_cell(space, rng), space.concat,
+                  random_cell(space, rng), space.concat)
+
 def _softmax(x):
   x = np.asarray(x, np.float64)
   e = np.exp(x - x.max(-1, keepdims=True))

@@ -129,3 +129,21 @@ def test_eval_batches_cover_every_example_once():
   np.testing.assert_array_equal(
       np.concatenate([halves[0][0]['label'], halves[1][0]['label']]),
       got[0]['label'])
+
+
+def test_search_vs_random_tiny_end_to_end(tmp_path):
+  from experiments.configs import search_vs_random as svr_configs  # pylint: disable=g-import-not-at-top
+  from nasjax.final import search_vs_random  # pylint: disable=g-import-not-at-top
+  config = svr_configs.get_config('tiny')
+  config.search.num_devices = config.train.num_devices = 1
+  summary = search_vs_random.run(config, str(tmp_path),
+                                 data.get_dataset('digits'))
+  names = [r['name'] for r in summary['rows']]
+  assert names == ['searched', 'random_0', 'random_1']
+  assert 1 <= summary['searched_rank'] <= 3
+  genotypes = [G.from_dict(r['genotype']) for r in summary['rows']]
+  assert genotypes[0] == G.from_dict(
+      json.loads((tmp_path / 'search' / 'genotype.json').read_text()))
+  assert genotypes[1] != genotypes[2]
+  table = (tmp_path / 'results.md').read_text()
+  assert 'random (2): mean' in table and '| searched |' in table

@@ -74,3 +74,18 @@ def test_svg_pictures(tmp_path):
     text = open(p).read()
     assert text.startswith('<svg') and text.rstrip().endswith('</svg>')
     assert 'sep_conv_3x3' in text or 'max_pool_3x3' in text
+
+
+def test_random_genotypes_are_valid_and_cover_the_space():
+  space = DartsCellSpace()
+  rng = np.random.default_rng(0)
+  seen_ops, seen_inputs = set(), set()
+  for _ in range(200):
+    g = G.random_genotype(space, rng)   # Validated by Genotype itself.
+    for node in range(space.steps):
+      a, b = g.normal[2 * node], g.normal[2 * node + 1]
+      assert a[1] != b[1]               # Two distinct inputs per node.
+      seen_inputs.update([(node, a[1]), (node, b[1])])
+    seen_ops.update(op for op, _ in g.normal + g.reduce)
+  assert seen_ops == set(space.primitives) - {'none'}
+  assert seen_inputs == set(space.edges())

@@ -20,12 +20,7 @@ from nasjax.final import train
 from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A 2-node genotype keeps the compiled step small.
-GENOTYPE = G.make(
-    normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('avg_pool_3x3', 2),
-            ('sep_conv_3x3', 1)], normal_concat=[2, 3],
-    reduce=[('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 2),
-            ('max_pool_3x3', 1)], reduce_concat=[2, 3])
+GENOTYPE = helpers.TINY_GENOTYPE
 
 
 def _config(**overrides):

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nasjax import augment
+from nasjax import genotype as genotype_lib
 from nasjax.darts import model as model_lib
 from nasjax.darts import optim
 from nasjax.search_spaces import DartsCellSpace
@@ -56,3 +57,11 @@ def override(config, **fields):
       obj = obj[p]
     obj[last] = v
   return config
+
+
+# A 2-node genotype: discrete networks built from it compile quickly.
+TINY_GENOTYPE = genotype_lib.make(
+    normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('avg_pool_3x3', 2),
+            ('sep_conv_3x3', 1)], normal_concat=[2, 3],
+    reduce=[('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 2),
+            ('max_pool_3x3', 1)], reduce_concat=[2, 3])

@@ -35,3 +35,34 @@ def test_indivisible_batch_is_a_clear_error():
   with pytest.raises(ValueError, match='12 must be divisible by the number '
                      'of devices \\(8\\)'):
     parallel.shard_batch(helpers.batch(1, 12), mesh)
+
+
+def test_retraining_step_eight_devices_equal_one():
+  """A discrete network's step (drop-path, BN, aux head) is data-parallel."""
+  from nasjax.darts import optim  # pylint: disable=g-import-not-at-top
+  from nasjax.final import network, step as final_step  # pylint: disable=g-import-not-at-top
+  from nasjax.train_state import TrainState  # pylint: disable=g-import-not-at-top
+  net = network.NetworkCIFAR(helpers.TINY_GENOTYPE, channels=4, num_classes=10,
+                             layers=3)
+  x = jax.numpy.zeros((2, 32, 32, 3))
+  v = net.init({'params': jax.random.key(0), 'drop_path': jax.random.key(1)},
+               x, train=True)
+  tx = optim.weight_optimizer(0.1, momentum=0.9, weight_decay=3e-4, clip=5.0)
+  state = TrainState.create(params=v['params'], batch_stats=v['batch_stats'],
+                            tx=tx, rng=jax.random.key(2))
+  prep = helpers.augment.make_preprocess(
+      mean=(0.5,) * 3, std=(0.25,) * 3, crop_padding=4, flip=True,
+      cutout_length=8)
+  fn = functools.partial(final_step.train_step, model=net, preprocess=prep,
+                         drop_path=lambda step: 0.2, aux_weight=0.4)
+  rs = helpers.np.random.RandomState(0)
+  batch = {'image': rs.randint(0, 256, (16, 32, 32, 3)).astype('uint8'),
+           'label': rs.randint(0, 10, (16,)).astype('int32')}
+  results = []
+  for n in (1, 8):
+    mesh = parallel.make_mesh(n)
+    new, metrics = parallel.jit_step(fn, mesh)(
+        parallel.replicate(state, mesh), parallel.shard_batch(batch, mesh))
+    items = dict(new.checkpoint_items(), rng=jax.random.key_data(new.rng))
+    results.append(jax.device_get((items, metrics)))
+  chex.assert_trees_all_close(results[0], results[1], rtol=2e-4, atol=2e-5)

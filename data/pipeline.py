@@ -55,6 +55,14 @@ class Dataset:
     return tuple(self.train.images.shape[1:])
 
 
+def check_image_shape(ds: Dataset, image_shape) -> None:
+  """A clear error when the config's [H, W, C] is not the dataset's."""
+  if tuple(image_shape) != ds.image_shape:
+    raise DataError(f'Dataset {ds.name!r} has images of shape '
+                    f'{ds.image_shape} but config.data.image_shape is '
+                    f'{tuple(image_shape)}.')
+
+
 def search_split(split: Split, portion: float) -> tuple[Split, Split]:
   """DARTS's split: the first `portion` trains weights, the rest alpha."""
   n = int(len(split) * portion)
@@ -146,12 +154,20 @@ def get_dataset(name: str, data_dir: str | None = None,
     ds = digits.load()
   elif name == 'cifar10':
     ds = cifar.load_batches_dir(data_dir)
+  elif name.startswith('tfds:imagenet'):
+    raise DataError(
+        f'{name!r}: ImageNet needs a streaming input pipeline (JPEG '
+        'decoding, RandomResizedCrop, colour jitter), which nasjax does not '
+        'have yet; this loader holds whole datasets in memory. The ImageNet '
+        'network, loss and optimiser are ready (nasjax.final; '
+        'experiments/configs/darts_train.py:imagenet) for a pipeline of '
+        'your own that yields {"image": uint8 [B, 224, 224, 3], "label"} '
+        'batches to nasjax.final.step.train_step.')
   elif name.startswith('tfds:'):
     ds = cifar.load_tfds(name[len('tfds:'):], data_dir)
   else:
     raise DataError(f"Unknown dataset {name!r}; valid: 'digits', 'cifar10', "
                     "'tfds:<name>'.")
-  if image_shape is not None and tuple(image_shape) != ds.image_shape:
-    raise DataError(f'Dataset {name!r} has images of shape {ds.image_shape} '
-                    f'but config.data.image_shape is {tuple(image_shape)}.')
+  if image_shape is not None:
+    check_image_shape(ds, image_shape)
   return ds

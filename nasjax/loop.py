@@ -30,6 +30,7 @@ import jax
 import numpy as np
 
 from nasjax import checkpoint
+from nasjax import parallel
 
 StepFn = Callable[[Any, int], tuple[Any, dict]]
 
@@ -95,6 +96,16 @@ class _Metrics:
     means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
     self.sums, self.count = {}, 0
     return means
+
+
+def resume(checkpointer: checkpoint.Checkpointer, state, mesh):
+  """The latest checkpoint restored into `state`'s structure, or `state`."""
+  restored, meta = checkpointer.restore_latest(state)
+  if restored is None:
+    return state
+  logging.info('Resumed from step %d (%s).', meta['step'],
+               checkpointer.directory)
+  return parallel.replicate(restored, mesh)
 
 
 def run(state, *, start: int, total_steps: int, steps_per_epoch: int,

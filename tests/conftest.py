@@ -3,6 +3,11 @@
 * 8 fake CPU devices, so the sharding tests can compare 8 devices with 1;
 * the persistent compilation cache (XLA compiles slowly on 2 cores; identical
   steps compiled by several tests, or by a second run, are read back);
+* most XLA optimisations off (`jax_disable_most_optimizations`): on 2 cores
+  compiling dominates the suite and this halves it; the shapes are tiny, so
+  the slower code does not matter. Set through the environment, so the
+  binaries and workers the tests start as subprocesses inherit it. The
+  binaries and benchmarks themselves compile fully optimised;
 * TensorFlow, if present, never sees a GPU.
 """
 
@@ -11,6 +16,7 @@ import os
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', 'true')
 
 import jax  # pylint: disable=g-import-not-at-top
 

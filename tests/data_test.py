@@ -66,3 +66,8 @@ def test_search_split_and_deterministic_resumable_batches():
   np.testing.assert_array_equal(both, np.sort(seq[0][1]['label']))
   with pytest.raises(data.DataError, match='does not divide across 3 hosts'):
     next(pipeline.batches(train, 32, seed=0, process_count=3))
+
+
+def test_imagenet_says_the_pipeline_is_missing():
+  with pytest.raises(data.DataError, match='streaming input pipeline'):
+    data.get_dataset('tfds:imagenet2012', '/nonexistent')

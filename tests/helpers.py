@@ -27,12 +27,15 @@ def schedule(lr):
   return optim.cosine_per_epoch(lr, lr / 10, epochs=4, steps_per_epoch=2)
 
 
+# Jitted: one compile per process instead of an op-by-op init per state.
+_init = jax.jit(lambda k, x, alpha: MODEL.init(k, x, alpha, train=False))
+
+
 def make_state(seed=0, lr=0.1, dtype=jnp.float32, alpha_scale=1e-3):
   k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
   alpha = model_lib.init_alpha(SPACE, k2, alpha_scale)
   alpha = jax.tree.map(lambda a: a.astype(jnp.float32), alpha)
-  v = MODEL.init(k1, jnp.zeros((2,) + IMAGE_SHAPE, jnp.float32), alpha,
-                 train=False)
+  v = _init(k1, jnp.zeros((2,) + IMAGE_SHAPE, jnp.float32), alpha)
   cast = lambda t: jax.tree.map(lambda a: a.astype(dtype), t)
   tx = optim.weight_optimizer(schedule(lr), momentum=0.9, weight_decay=3e-4,
                               clip=5.0)

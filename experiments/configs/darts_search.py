@@ -20,46 +20,17 @@ Override any field from the command line, e.g.
 
 import ml_collections
 
+from experiments.configs import common
 from nasjax.search_spaces import darts_cell
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'cifar10'
-  c = ml_collections.ConfigDict()
-  # Seed of parameter/alpha init, data order and augmentation (reference: 2).
-  c.seed = 2
-  # Devices to use; 0 means every device of every host.
-  c.num_devices = 0
-  # Global batch size (over all devices), for both the weight and alpha halves.
-  c.batch_size = 64
-  # Search epochs; an epoch is one pass over the weight-training half.
-  c.epochs = 50
-  # If > 0, stop after this many steps (smoke runs, benchmarks).
-  c.max_steps = 0
-  # Log a progress line every this many steps.
-  c.log_every_steps = 20
-  # Write a checkpoint every this many steps (and at the end, and on SIGTERM).
-  c.checkpoint_every_steps = 200
-  # Checkpoints kept on disk.
-  c.keep_checkpoints = 3
-  # How depthwise convs are computed: 'shift' (fastest on CPU), 'grouped'
-  # (one grouped lax.conv: compact graph, fast on GPU/TPU), 'loop'.
-  c.depthwise_impl = 'shift'
-
-  c.data = ml_collections.ConfigDict()
-  # 'digits' (bundled, no download), 'cifar10' (extracted python batches) or
-  # 'tfds:cifar10' (prepared TFDS directory).
-  c.data.name = 'cifar10'
-  # Directory of the data ('' for digits).
-  c.data.data_dir = ''
-  # [H, W, C] of the images; checked against the data.
-  c.data.image_shape = (32, 32, 3)
+  # Reference seed 2; an epoch is one pass over the weight-training half.
+  c = common.base(seed=2, batch_size=64, epochs=50, log_every_steps=20,
+                  checkpoint_every_steps=200)
   # Fraction of the training split that trains weights; the rest trains alpha.
   c.data.train_portion = 0.5
-  # Random-crop zero padding in pixels (0 disables the crop).
-  c.data.crop_padding = 4
-  # Random horizontal flips.
-  c.data.flip = True
 
   c.model = ml_collections.ConfigDict()
   # C: channels per node in the first cells (doubled at each reduction).
@@ -91,16 +62,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # r = fd_radius / ||grad_w' L_val|| for 'finite_difference'.
   c.search.fd_radius = 0.01
 
-  c.optimizer = ml_collections.ConfigDict()
-  # Weights: SGD, lr cosine per epoch from learning_rate to learning_rate_min.
-  c.optimizer.learning_rate = 0.025
-  c.optimizer.learning_rate_min = 0.001
-  c.optimizer.momentum = 0.9
-  # Coupled L2 weight decay (added to the gradient, as PyTorch SGD).
-  c.optimizer.weight_decay = 3e-4
-  # Global-norm gradient clip (0 disables).
-  c.optimizer.grad_clip = 5.0
-
   c.arch_optimizer = ml_collections.ConfigDict()
   # alpha: Adam(lr, betas=(b1, b2)) with coupled L2 weight decay.
   c.arch_optimizer.learning_rate = 3e-4
@@ -116,15 +77,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size, c.epochs = 32, 1
     c.search.arch_mode = 'first_order'
   elif arg == 'digits':
-    c.data.name, c.data.image_shape = 'digits', (8, 8, 1)
-    c.data.crop_padding = 1
-    c.data.flip = False  # Digits are not mirror-symmetric.
+    common.digits_data(c)
     c.model.channels, c.model.layers = 8, 5
     c.batch_size, c.epochs = 32, 2
     c.log_every_steps, c.checkpoint_every_steps = 5, 10
   elif arg == 'tiny':
-    c.data.name, c.data.image_shape = 'digits', (8, 8, 1)
-    c.data.crop_padding, c.data.flip = 1, False
+    common.digits_data(c)
     c.model.channels, c.model.layers = 4, 3
     c.search_space.primitives = ('none', 'max_pool_3x3', 'skip_connect',
                                  'sep_conv_3x3')

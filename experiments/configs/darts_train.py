@@ -24,48 +24,22 @@ ARG picks the variant:
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'cifar10'
-  c = ml_collections.ConfigDict()
+  # Reference seed 0; training uses the whole training split.
+  c = common.base(seed=0, batch_size=96, epochs=600, log_every_steps=50,
+                  checkpoint_every_steps=1000)
   # The genotype to train: a published name (DARTS_V1, DARTS_V2, NASNet,
   # AmoebaNet, ENAS), a .json / .txt file written by a search, or the
   # `Genotype(...)` notation itself.
   c.genotype = 'DARTS_V2'
-  # Seed of initialisation, data order, augmentation and drop-path (ref.: 0).
-  c.seed = 0
-  # Devices to use; 0 means every device of every host.
-  c.num_devices = 0
-  # Global training batch size (over all devices).
-  c.batch_size = 96
   # Global evaluation batch size (the last batch is padded and masked).
   c.eval_batch_size = 500
-  # Training epochs over the whole training split.
-  c.epochs = 600
-  # If > 0, stop after this many steps.
-  c.max_steps = 0
   # Evaluate on the test split every this many epochs (and at the end).
   c.eval_every_epochs = 10
-  # Log a progress line every this many steps.
-  c.log_every_steps = 50
-  # Write a checkpoint every this many steps (and at the end, and on SIGTERM).
-  c.checkpoint_every_steps = 1000
-  # Checkpoints kept on disk.
-  c.keep_checkpoints = 3
-  # Depthwise convs: 'shift' (fastest on CPU), 'grouped' (GPU/TPU), 'loop'.
-  c.depthwise_impl = 'shift'
-
-  c.data = ml_collections.ConfigDict()
-  # 'cifar10' (extracted python batches), 'tfds:<name>' or 'digits'.
-  c.data.name = 'cifar10'
-  # Directory of the data ('' for digits).
-  c.data.data_dir = ''
-  # [H, W, C] of the images; checked against the data.
-  c.data.image_shape = (32, 32, 3)
-  # Random-crop zero padding in pixels (0 disables the crop).
-  c.data.crop_padding = 4
-  # Random horizontal flips.
-  c.data.flip = True
   # Cutout square side in pixels, after normalisation (0 disables).
   c.data.cutout_length = 16
 
@@ -87,18 +61,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Label smoothing of the cross-entropy (0 disables).
   c.train.label_smoothing = 0.0
 
-  c.optimizer = ml_collections.ConfigDict()
-  # 'cosine' (per epoch, learning_rate -> learning_rate_min) or
-  # 'exponential' (learning_rate * gamma ** epoch).
+  # The lr anneals to 0 (cosine) or decays by gamma per epoch ('exponential').
   c.optimizer.schedule = 'cosine'
-  c.optimizer.learning_rate = 0.025
   c.optimizer.learning_rate_min = 0.0
   c.optimizer.gamma = 0.97
-  c.optimizer.momentum = 0.9
-  # Coupled L2 weight decay (added to the gradient, as PyTorch SGD).
-  c.optimizer.weight_decay = 3e-4
-  # Global-norm gradient clip (0 disables).
-  c.optimizer.grad_clip = 5.0
 
   if arg == 'cifar10':
     pass
@@ -117,14 +83,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size, c.eval_batch_size, c.epochs = 32, 339, 2
     c.eval_every_epochs, c.log_every_steps = 1, 20
   elif arg == 'digits':
-    c.data.name, c.data.image_shape = 'digits', (8, 8, 1)
-    c.data.crop_padding, c.data.flip, c.data.cutout_length = 1, False, 2
+    common.digits_data(c)
+    c.data.cutout_length = 2
     c.model.channels, c.model.layers, c.model.auxiliary = 8, 5, False
     c.batch_size, c.eval_batch_size, c.epochs = 32, 400, 5
     c.eval_every_epochs, c.log_every_steps = 1, 10
   elif arg == 'tiny':
-    c.data.name, c.data.image_shape = 'digits', (8, 8, 1)
-    c.data.crop_padding, c.data.flip, c.data.cutout_length = 1, False, 2
+    common.digits_data(c)
+    c.data.cutout_length = 2
     c.model.channels, c.model.layers, c.model.auxiliary = 4, 3, False
     c.batch_size, c.eval_batch_size, c.epochs, c.max_steps = 8, 200, 1, 2
     c.log_every_steps, c.checkpoint_every_steps = 1, 1

@@ -87,10 +87,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   mesh = parallel.make_mesh(config.num_devices or None)
   parallel.check_batch(config.batch_size, mesh)
-  if tuple(config.data.image_shape) != dataset.image_shape:
-    raise pipeline.DataError(
-        f'Dataset {dataset.name!r} has images of shape {dataset.image_shape} '
-        f'but config.data.image_shape is {tuple(config.data.image_shape)}.')
+  pipeline.check_image_shape(dataset, config.data.image_shape)
   train, val = pipeline.search_split(dataset.train, config.data.train_portion)
   per_epoch = min(pipeline.steps_per_epoch(train, config.batch_size),
                   pipeline.steps_per_epoch(val, config.batch_size))
@@ -103,10 +100,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
                      config.seed, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  config.keep_checkpoints)
-  restored, meta = ckpt.restore_latest(state)
-  if restored is not None:
-    state = parallel.replicate(restored, mesh)
-    logging.info('Resumed from step %d (%s).', meta['step'], workdir)
+  state = loop.resume(ckpt, state, mesh)
   start = int(jax.device_get(state.step))
 
   is_weights = config.search.arch_mode == 'weights_only'

@@ -117,10 +117,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   mesh = parallel.make_mesh(config.num_devices or None)
   parallel.check_batch(config.batch_size, mesh)
   parallel.check_batch(config.eval_batch_size, mesh)
-  if tuple(config.data.image_shape) != dataset.image_shape:
-    raise pipeline.DataError(
-        f'Dataset {dataset.name!r} has images of shape {dataset.image_shape} '
-        f'but config.data.image_shape is {tuple(config.data.image_shape)}.')
+  pipeline.check_image_shape(dataset, config.data.image_shape)
   per_epoch = pipeline.steps_per_epoch(dataset.train, config.batch_size)
   total_steps = config.epochs * per_epoch
   if config.max_steps:
@@ -136,10 +133,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  config.keep_checkpoints)
-  restored, meta = ckpt.restore_latest(state)
-  if restored is not None:
-    state = parallel.replicate(restored, mesh)
-    logging.info('Resumed from step %d (%s).', meta['step'], workdir)
+  state = loop.resume(ckpt, state, mesh)
   start = int(jax.device_get(state.step))
   genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
 

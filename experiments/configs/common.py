@@ -1,0 +1,58 @@
+"""Fields every run config shares (search and retraining), with comments."""
+
+import ml_collections
+
+
+def base(*, seed: int, batch_size: int, epochs: int, log_every_steps: int,
+         checkpoint_every_steps: int) -> ml_collections.ConfigDict:
+  """Run control, data and weight-optimiser fields, at the given values."""
+  c = ml_collections.ConfigDict()
+  # Seed of initialisation, data order and augmentation.
+  c.seed = seed
+  # Devices to use; 0 means every device of every host.
+  c.num_devices = 0
+  # Global training batch size (over all devices).
+  c.batch_size = batch_size
+  # Epochs; an epoch is one pass over the weight-training data.
+  c.epochs = epochs
+  # If > 0, stop after this many steps (smoke runs, benchmarks).
+  c.max_steps = 0
+  # Log a progress line every this many steps.
+  c.log_every_steps = log_every_steps
+  # Write a checkpoint every this many steps (and at the end, and on SIGTERM).
+  c.checkpoint_every_steps = checkpoint_every_steps
+  # Checkpoints kept on disk.
+  c.keep_checkpoints = 3
+  # How depthwise convs are computed: 'shift' (fastest on CPU), 'grouped'
+  # (one grouped lax.conv: compact graph, fast on GPU/TPU), 'loop'.
+  c.depthwise_impl = 'shift'
+
+  c.data = ml_collections.ConfigDict()
+  # 'digits' (bundled, no download), 'cifar10' (extracted python batches) or
+  # 'tfds:<name>' (prepared TFDS directory).
+  c.data.name = 'cifar10'
+  # Directory of the data ('' for digits).
+  c.data.data_dir = ''
+  # [H, W, C] of the images; checked against the data.
+  c.data.image_shape = (32, 32, 3)
+  # Random-crop zero padding in pixels (0 disables the crop).
+  c.data.crop_padding = 4
+  # Random horizontal flips.
+  c.data.flip = True
+
+  c.optimizer = ml_collections.ConfigDict()
+  # Weights: SGD, lr cosine per epoch from learning_rate to learning_rate_min.
+  c.optimizer.learning_rate = 0.025
+  c.optimizer.learning_rate_min = 0.001
+  c.optimizer.momentum = 0.9
+  # Coupled L2 weight decay (added to the gradient, as PyTorch SGD).
+  c.optimizer.weight_decay = 3e-4
+  # Global-norm gradient clip (0 disables).
+  c.optimizer.grad_clip = 5.0
+  return c
+
+
+def digits_data(c: ml_collections.ConfigDict) -> None:
+  """The bundled 8x8 UCI digits: 1-pixel crops, no flips (not symmetric)."""
+  c.data.name, c.data.image_shape = 'digits', (8, 8, 1)
+  c.data.crop_padding, c.data.flip = 1, False

@@ -77,6 +77,21 @@ class ReLUConvBN(nn.Module):
     return layers.BatchNorm(self.affine, name='bn')(x, train)
 
 
+def _relu_dw_pw_bn(module: nn.Module, x, train, *, kernel_size, stride,
+                   dilation, c_out, affine, suffix=''):
+  """ReLU, depthwise k x k, 1x1 conv, BN: the block of SepConv and DilConv.
+
+  Declares `dw{suffix}`, `pw{suffix}` and `bn{suffix}` in `module`.
+  """
+  c, k = x.shape[-1], kernel_size
+  x = jax.nn.relu(x)
+  dw = module.param(f'dw{suffix}', layers.torch_init(k * k), (k, k, c))
+  x = layers.depthwise_conv(x, dw, stride, dilation)
+  pw = module.param(f'pw{suffix}', layers.torch_init(c), (c, c_out))
+  x = layers.pointwise_conv(x, pw)
+  return layers.BatchNorm(affine, name=f'bn{suffix}')(x, train)
+
+
 class SepConv(nn.Module):
   """[ReLU, depthwise k x k, 1x1, BN] twice; stride on the first only."""
   c_out: int
@@ -86,17 +101,11 @@ class SepConv(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    c, k = x.shape[-1], self.kernel_size
-    dw_init, pw_init = layers.torch_init(k * k), layers.torch_init(c)
-    x = jax.nn.relu(x)
-    x = layers.depthwise_conv(x, self.param('dw1', dw_init, (k, k, c)),
-                              self.stride)
-    x = layers.pointwise_conv(x, self.param('pw1', pw_init, (c, c)))
-    x = layers.BatchNorm(self.affine, name='bn1')(x, train)
-    x = jax.nn.relu(x)
-    x = layers.depthwise_conv(x, self.param('dw2', dw_init, (k, k, c)))
-    x = layers.pointwise_conv(x, self.param('pw2', pw_init, (c, self.c_out)))
-    return layers.BatchNorm(self.affine, name='bn2')(x, train)
+    block = lambda x, stride, c_out, suffix: _relu_dw_pw_bn(
+        self, x, train, kernel_size=self.kernel_size, stride=stride,
+        dilation=1, c_out=c_out, affine=self.affine, suffix=suffix)
+    x = block(x, self.stride, x.shape[-1], '1')
+    return block(x, 1, self.c_out, '2')
 
 
 class DilConv(nn.Module):
@@ -109,14 +118,9 @@ class DilConv(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    c, k = x.shape[-1], self.kernel_size
-    x = jax.nn.relu(x)
-    x = layers.depthwise_conv(
-        x, self.param('dw', layers.torch_init(k * k), (k, k, c)), self.stride,
-        self.dilation)
-    x = layers.pointwise_conv(
-        x, self.param('pw', layers.torch_init(c), (c, self.c_out)))
-    return layers.BatchNorm(self.affine, name='bn')(x, train)
+    return _relu_dw_pw_bn(self, x, train, kernel_size=self.kernel_size,
+                          stride=self.stride, dilation=self.dilation,
+                          c_out=self.c_out, affine=self.affine)
 
 
 class FactorizedReduce(nn.Module):

@@ -31,7 +31,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.quiet_orbax()
+  common.setup()
   config = _CONFIG.value
   logging.info('JAX devices: %s', jax.devices())
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,

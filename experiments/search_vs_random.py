@@ -33,7 +33,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.quiet_orbax()
+  common.setup()
   config = _CONFIG.value
   logging.info('JAX devices: %s', jax.devices())
   d = config.train.data

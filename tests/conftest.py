@@ -24,6 +24,7 @@ _CACHE = os.environ.get(
     'NASJAX_TEST_CACHE',
     os.path.join(os.path.dirname(os.path.dirname(__file__)), '.jax_cache'))
 jax.config.update('jax_compilation_cache_dir', _CACHE)
+os.environ.setdefault('NASJAX_XLA_CACHE', _CACHE)  # For binaries run by tests.
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
 jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 

@@ -6,8 +6,9 @@
 ARG picks the variant:
   cifar10_subset (default)  the CIFAR-10 subset in shared/data (5,085 train /
                      1,017 test images): first-order search C=8, 5 cells, 2
-                     epochs; 4 random genotypes; each trained 10 epochs at
-                     C=8, 5 cells, batch 32. About 45 minutes on a 2-core CPU.
+                     epochs; 4 random genotypes; each trained 5 epochs at
+                     C=8, 5 cells, batch 32. Under an hour on a 2-core CPU
+                     (README, Results).
   cifar10            the papers' protocol on full CIFAR-10 (search
                      darts_search.py:cifar10, training darts_train.py:cifar10,
                      8 random genotypes): for accelerators; set
@@ -43,5 +44,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.random_seed = 0
   if arg == 'cifar10_subset':
     c.search.epochs = 2
-    c.train.epochs = 10
+    c.train.epochs = 5
   return c

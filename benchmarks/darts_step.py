@@ -3,6 +3,10 @@ r"""Times DARTS search steps: one JSON line per (size, mode).
   python benchmarks/darts_step.py --sizes=8/5/32,16/8/64 \
       --modes=weights,first_order,second_order [--steps=5]
 
+`--cpu_devices=2` splits a 2-core CPU into two XLA devices and shards the
+batch over them (the step is the same function; tests/parallel_test.py
+shows 8 devices give the step of 1).
+
 Modes: (a) 'weights' = a weight step; (b) 'first_order' = first-order alpha
 step + weight step; (c) 'second_order' = exact second-order alpha step +
 weight step. Each (size, mode) runs in a fresh subprocess so that peak RSS
@@ -33,6 +37,9 @@ _IMPL = flags.DEFINE_string('depthwise_impl', 'shift', 'layers impl.')
 _REMAT = flags.DEFINE_bool('remat', True, 'Rematerialise edges.')
 _SO_IMPL = flags.DEFINE_string('second_order_impl', 'hvp',
                                 'hvp or unrolled.')
+_CPU_DEVICES = flags.DEFINE_integer(
+    'cpu_devices', 0, 'If > 0, split the CPU into this many XLA devices '
+    '(--xla_force_host_platform_device_count) and shard the batch over them.')
 _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
 
 
@@ -108,12 +115,16 @@ def main(argv):
   for size in _SIZES.value:
     c, n, b = size.split('/')
     for mode in _MODES.value:
+      env = dict(os.environ)
+      if _CPU_DEVICES.value:
+        env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + ' --xla_force_host_'
+                            f'platform_device_count={_CPU_DEVICES.value}')
       out = subprocess.run(
           [sys.executable, __file__, f'--child={c},{n},{b},{mode}',
            f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}',
            f'--remat={_REMAT.value}',
            f'--second_order_impl={_SO_IMPL.value}'],
-          capture_output=True, text=True, check=False)
+          capture_output=True, text=True, check=False, env=env)
       lines = [l for l in out.stdout.splitlines() if l.startswith('{')]
       print(lines[-1] if lines else json.dumps(
           {'size': size, 'mode': mode, 'error': out.stderr[-2000:]}),

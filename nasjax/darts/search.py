@@ -9,9 +9,9 @@ summary. It writes into `workdir`:
   genotype.{json,txt}, genotype_{normal,reduce}.svg, results.json at the end
 
 SIGTERM and Ctrl-C save a checkpoint before leaving. A non-finite loss stops
-the run with `FloatingPointError`; the state is never updated with it (see
-`train_state.keep_if_finite`) and no checkpoint is written after it, so the last one on
-disk is good (`nasjax.loop`).
+the run with `FloatingPointError`; the state is never updated with it
+(`train_state.keep_if_finite`) and no checkpoint is written after it, so the
+last one on disk is good (`nasjax.loop`).
 
 Synopsis:
 

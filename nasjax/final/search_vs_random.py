@@ -84,7 +84,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     rows.append({'name': name, 'test_accuracy': out['test_accuracy'],
                  'param_count': out['param_count'],
                  'genotype': genotype_lib.to_dict(g),
-                 'train_wall_seconds': out['wall_seconds']})
+                 'train_seconds_this_run': out['wall_seconds']})
 
   searched_acc = rows[0]['test_accuracy']
   rand = np.array([r['test_accuracy'] for r in rows[1:]])
@@ -96,7 +96,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       'random_best': float(rand.max()),
       # 1 = the searched genotype is the best of all trained genotypes.
       'searched_rank': int(1 + np.sum(rand > searched_acc)),
-      'search_wall_seconds': searched['wall_seconds'],
+      # Wall time of this invocation (a resumed stage counts only its rest).
+      'search_seconds_this_run': searched['wall_seconds'],
       'dataset': dataset.name,
       'config': config.to_dict(),
   }

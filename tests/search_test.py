@@ -107,3 +107,10 @@ def test_sigterm_saves_before_exit(tmp_path):
   assert 0 < summary['step'] < 50
   _, meta = _restore(str(tmp_path), config)
   assert meta['step'] == summary['step']
+
+
+def test_cpu_split_divides_every_batch():
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  assert common.cpu_devices([32], cores=2) == 2
+  assert common.cpu_devices([32, 339], cores=2) == 1
+  assert common.cpu_devices([96, 500], cores=16) == 4

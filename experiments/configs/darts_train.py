@@ -80,7 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif arg == 'cifar10_subset':
     c.data.data_dir = '../shared/data/cifar10/cifar-10-batches-py'
     c.model.channels, c.model.layers, c.model.auxiliary = 8, 5, False
-    c.batch_size, c.eval_batch_size, c.epochs = 32, 339, 2
+    c.batch_size, c.eval_batch_size, c.epochs = 32, 256, 2
     c.eval_every_epochs, c.log_every_steps = 1, 20
   elif arg == 'digits':
     common.digits_data(c)

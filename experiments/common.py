@@ -22,19 +22,26 @@ def cpu_devices(batch_sizes, cores: int | None = None) -> int:
              if all(b % d == 0 for b in batch_sizes))
 
 
-def split_cpu(batch_sizes) -> None:
-  """Makes XLA's CPU platform one device per core (data-parallel on CPU).
+def split_cpu(requested: int, batch_sizes) -> None:
+  """Splits XLA's CPU platform into several devices (data-parallel on CPU).
 
-  One XLA:CPU device leaves cores idle in these memory-bound steps; one
-  device per core, with the batch sharded over them, runs the same step
-  (tests/parallel_test.py) about 1.3-1.5x faster on 2 cores (README,
-  Speed). Only the CPU platform changes; GPUs and TPUs are untouched. Must
-  run before JAX initialises its backends; a count already in XLA_FLAGS wins.
+  One XLA:CPU device leaves cores idle in the memory-bound steps of a
+  32x32 search; one device per core, with the batch sharded over them, runs
+  the same step (tests/parallel_test.py) 1.2-1.4x faster on 2 cores
+  (README, Speed). On tiny inputs (8x8 digits) the split costs more than it
+  gains, so those configs ask for 1. Only the CPU platform changes; GPUs and
+  TPUs are untouched. Must run before JAX initialises its backends; a count
+  already in XLA_FLAGS wins.
+
+  Args:
+    requested: devices wanted (config.cpu_devices); 0 = as many as there are
+      cores, reduced until it divides every batch size; 1 = no split.
+    batch_sizes: the global batch sizes the run will shard.
   """
   flags = os.environ.get('XLA_FLAGS', '')
-  if 'xla_force_host_platform_device_count' in flags:
+  if requested == 1 or 'xla_force_host_platform_device_count' in flags:
     return
-  n = cpu_devices(batch_sizes)
+  n = requested or cpu_devices(batch_sizes)
   os.environ['XLA_FLAGS'] = (
       f'{flags} --xla_force_host_platform_device_count={n}'.strip())
 

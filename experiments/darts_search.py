@@ -33,7 +33,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup()
   config = _CONFIG.value
-  common.split_cpu([config.batch_size])
+  common.split_cpu(config.cpu_devices, [config.batch_size])
   logging.info('JAX devices: %s', jax.devices())
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,
                              config.data.image_shape)

@@ -35,7 +35,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup()
   config = _CONFIG.value
-  common.split_cpu([config.batch_size, config.eval_batch_size])
+  common.split_cpu(config.cpu_devices,
+                   [config.batch_size, config.eval_batch_size])
   logging.info('JAX devices: %s', jax.devices())
   genotype = genotype_lib.load(config.genotype)
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,

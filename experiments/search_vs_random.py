@@ -35,8 +35,10 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup()
   config = _CONFIG.value
-  common.split_cpu([config.search.batch_size, config.train.batch_size,
-                     config.train.eval_batch_size])
+  # One process: the search config's CPU split holds for both stages.
+  common.split_cpu(config.search.cpu_devices,
+                   [config.search.batch_size, config.train.batch_size,
+                    config.train.eval_batch_size])
   logging.info('JAX devices: %s', jax.devices())
   d = config.train.data
   if (config.search.data.name, config.search.data.data_dir) != (d.name,

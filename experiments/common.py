@@ -1,10 +1,26 @@
-"""Set-up shared by the binaries: quiet orbax logs, a persistent XLA cache."""
+"""What the binaries share: flags, set-up, the CPU split, the XLA cache.
+
+Each binary is `common.main(work, cpu_split)`: --config and --workdir are
+parsed here, the process is set up (quiet orbax logs, persistent XLA cache,
+the CPU split the config asks for), then `work(config, workdir)` runs.
+"""
 
 import logging as std_logging
 import os
+from typing import Callable
 
+from absl import app
+from absl import flags
 from absl import logging
 import jax
+import ml_collections
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file and variant: experiments/configs/FILE.py:ARG.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Output directory; re-running with it resumes.')
 
 
 class _QuietOrbax(std_logging.Filter):
@@ -58,3 +74,28 @@ def setup() -> None:
   if cache:
     jax.config.update('jax_compilation_cache_dir', cache)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+
+
+Config = ml_collections.ConfigDict
+
+
+def main(work: Callable[[Config, str], None],
+         cpu_split: Callable[[Config], tuple[int, list[int]]]) -> None:
+  """Runs a binary: `work(config, workdir)` after the shared set-up.
+
+  Args:
+    work: the binary's job.
+    cpu_split: config -> (cpu_devices, global batch sizes), see `split_cpu`.
+  """
+  flags.mark_flags_as_required(['config', 'workdir'])
+
+  def _main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    setup()
+    config = _CONFIG.value
+    split_cpu(*cpu_split(config))
+    logging.info('JAX devices: %s', jax.devices())
+    work(config, _WORKDIR.value)
+
+  app.run(_main)

@@ -3,9 +3,11 @@ r"""Times DARTS search steps: one JSON line per (size, mode).
   python benchmarks/darts_step.py --sizes=8/5/32,16/8/64 \
       --modes=weights,first_order,second_order [--steps=5]
 
-`--cpu_devices=2` splits a 2-core CPU into two XLA devices and shards the
-batch over them (the step is the same function; tests/parallel_test.py
-shows 8 devices give the step of 1).
+`--xla_cpu_flags` (default on) adds the XLA:CPU options the binaries use
+(`nasjax.parallel.XLA_CPU_FLAGS`). `--cpu_devices=2` splits a 2-core CPU
+into two XLA devices and shards the batch over them (the step is the same
+function; tests/parallel_test.py shows 8 devices give the step of 1). The
+model is initialised by a jitted function, as in the binaries.
 
 Modes: (a) 'weights' = a weight step; (b) 'first_order' = first-order alpha
 step + weight step; (c) 'second_order' = exact second-order alpha step +
@@ -29,6 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from nasjax import parallel
+
 _SIZES = flags.DEFINE_list('sizes', ['8/5/32'], 'C/layers/batch triples.')
 _MODES = flags.DEFINE_list('modes', ['weights', 'first_order', 'second_order'],
                            'Modes to time.')
@@ -40,6 +44,9 @@ _SO_IMPL = flags.DEFINE_string('second_order_impl', 'hvp',
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'If > 0, split the CPU into this many XLA devices '
     '(--xla_force_host_platform_device_count) and shard the batch over them.')
+_XLA_CPU_FLAGS = flags.DEFINE_bool(
+    'xla_cpu_flags', True, "Add nasjax.parallel.XLA_CPU_FLAGS (the binaries' "
+    'XLA:CPU options) to XLA_FLAGS.')
 _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
 
 
@@ -58,8 +65,8 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl):
   tx = optim.weight_optimizer(sched, momentum=0.9, weight_decay=3e-4, clip=5.0)
   arch_tx = optim.arch_optimizer(3e-4, b1=0.5, b2=0.999, weight_decay=1e-3)
   alpha = model_lib.init_alpha(space, jax.random.key(1))
-  v = net.init(jax.random.key(0), np.zeros((2, 32, 32, 3), np.float32), alpha,
-               train=False)
+  v = jax.jit(functools.partial(net.init, train=False))(
+      jax.random.key(0), np.zeros((2, 32, 32, 3), np.float32), alpha)
   state = SearchState.create(params=v['params'], batch_stats=v['batch_stats'],
                              alpha=alpha, tx=tx, arch_tx=arch_tx,
                              rng=jax.random.key(2))
@@ -101,6 +108,7 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl):
                           // 1024,
           'device': str(jax.devices()[0].device_kind),
           'num_devices': jax.device_count(), 'jax': jax.__version__,
+          'xla_flags': os.environ.get('XLA_FLAGS', ''),
           'loss_finite': bool(metrics['finite'])}
 
 
@@ -116,9 +124,11 @@ def main(argv):
     c, n, b = size.split('/')
     for mode in _MODES.value:
       env = dict(os.environ)
+      extra = list(parallel.XLA_CPU_FLAGS) if _XLA_CPU_FLAGS.value else []
       if _CPU_DEVICES.value:
-        env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + ' --xla_force_host_'
-                            f'platform_device_count={_CPU_DEVICES.value}')
+        extra.append('--xla_force_host_platform_device_count='
+                     f'{_CPU_DEVICES.value}')
+      env['XLA_FLAGS'] = ' '.join([env.get('XLA_FLAGS', '')] + extra).strip()
       out = subprocess.run(
           [sys.executable, __file__, f'--child={c},{n},{b},{mode}',
            f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}',

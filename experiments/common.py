@@ -16,6 +16,8 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
+from nasjax import parallel
+
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file and variant: experiments/configs/FILE.py:ARG.',
     lock_config=True)
@@ -54,16 +56,15 @@ def split_cpu(requested: int, batch_sizes) -> None:
       cores, reduced until it divides every batch size; 1 = no split.
     batch_sizes: the global batch sizes the run will shard.
   """
-  flags = os.environ.get('XLA_FLAGS', '')
-  if requested == 1 or 'xla_force_host_platform_device_count' in flags:
+  if requested == 1:
     return
   n = requested or cpu_devices(batch_sizes)
-  os.environ['XLA_FLAGS'] = (
-      f'{flags} --xla_force_host_platform_device_count={n}'.strip())
+  parallel.add_xla_flags([f'--xla_force_host_platform_device_count={n}'])
 
 
 def setup() -> None:
   """Call first in every binary's main()."""
+  parallel.add_xla_flags()
   # orbax logs through absl's logger; a logger filter sees its records.
   logging.get_absl_logger().addFilter(_QuietOrbax())
   # Compiled steps persist across runs: a resumed or repeated run with the

@@ -1,6 +1,7 @@
 """Data parallelism: 8 (fake CPU) devices take the same step as 1 device."""
 
 import functools
+import os
 
 import chex
 import jax
@@ -66,3 +67,15 @@ def test_retraining_step_eight_devices_equal_one():
     items = dict(new.checkpoint_items(), rng=jax.random.key_data(new.rng))
     results.append(jax.device_get((items, metrics)))
   chex.assert_trees_all_close(results[0], results[1], rtol=2e-4, atol=2e-5)
+
+
+def test_add_xla_flags_appends_and_keeps_what_is_set(monkeypatch):
+  monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_use_fusion_emitters=true')
+  parallel.add_xla_flags(['--xla_cpu_use_fusion_emitters=false',
+                          '--xla_force_host_platform_device_count=2'])
+  assert os.environ['XLA_FLAGS'].split() == [
+      '--xla_cpu_use_fusion_emitters=true',
+      '--xla_force_host_platform_device_count=2']
+  monkeypatch.delenv('XLA_FLAGS')
+  parallel.add_xla_flags()
+  assert os.environ['XLA_FLAGS'].split() == list(parallel.XLA_CPU_FLAGS)

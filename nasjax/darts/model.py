@@ -15,8 +15,9 @@ instead of one per edge (whole-network compile 143 s -> 21 s in the
 measurement quoted in README). `params[...]['scan']['mixed']` holds, at index
 e, exactly what a standalone `MixedOp` on that edge would hold
 (tests/darts_model_test.py checks the equivalence). With `remat`, each edge's
-forward pass is recomputed in the backward pass instead of stored, which on
-CPU is both smaller and faster (see README, Benchmarks).
+mixed op is recomputed in the backward pass instead of stored: the scan then
+keeps only the edge's input for the backward pass, which on CPU is both
+smaller and faster (README, Speed).
 
 Not done (yet): the parameter-free ops (pools, zero, identity) give the same
 tensor on every edge leaving one node with one stride and could be computed
@@ -69,12 +70,17 @@ class _ScanEdge(nn.Module):
   channels: int
   stride: int
   train: bool
+  remat: bool
 
   @nn.compact
   def __call__(self, carry, xs, inputs):
     weights, src, dst = xs
     x = (inputs if self.stride == 2 else carry)[src]
-    y = MixedOp(self.primitives, self.channels, self.stride, name='mixed')(
+    # Rematerialise the mixed op alone, so that the scan keeps one tensor (x)
+    # per edge for the backward pass rather than the whole carry.
+    mixed = (nn.remat(MixedOp, prevent_cse=False, static_argnums=(3,))
+             if self.remat else MixedOp)
+    y = mixed(self.primitives, self.channels, self.stride, name='mixed')(
         x, weights, self.train)
     return carry.at[dst].add(y), None
 
@@ -94,8 +100,8 @@ class EdgeScan(nn.Module):
     edges: (target state, source state) per edge, in evaluation order. For
       stride 1 the order must be topological (alpha-row order is).
     train: BatchNorm mode.
-    remat: recompute each edge's forward pass in the backward pass instead
-      of storing its intermediates (less memory, more compute).
+    remat: recompute each edge's mixed op in the backward pass instead of
+      storing its intermediates (less memory, more compute).
   """
   primitives: tuple[str, ...]
   channels: int
@@ -107,8 +113,7 @@ class EdgeScan(nn.Module):
   @nn.compact
   def __call__(self, states, weights, inputs):
     """states [S, B, H', W', C]; weights [E, K]; inputs [2, B, H, W, C]."""
-    body = nn.remat(_ScanEdge) if self.remat else _ScanEdge
-    scan = nn.scan(body,
+    scan = nn.scan(_ScanEdge,
                    variable_axes={'params': 0, 'batch_stats': 0},
                    split_rngs={'params': True},
                    in_axes=(0, nn.broadcast),
@@ -116,7 +121,7 @@ class EdgeScan(nn.Module):
     dst = jnp.asarray([d for d, _ in self.edges], jnp.int32)
     src = jnp.asarray([s for _, s in self.edges], jnp.int32)
     states, _ = scan(self.primitives, self.channels, self.stride, self.train,
-                     name='scan')(states, (weights, src, dst), inputs)
+                     self.remat, name='scan')(states, (weights, src, dst), inputs)
     return states
 
 

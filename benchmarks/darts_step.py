@@ -47,10 +47,13 @@ _CPU_DEVICES = flags.DEFINE_integer(
 _XLA_CPU_FLAGS = flags.DEFINE_bool(
     'xla_cpu_flags', True, "Add nasjax.parallel.XLA_CPU_FLAGS (the binaries' "
     'XLA:CPU options) to XLA_FLAGS.')
+_PRIMITIVES = flags.DEFINE_list(
+    'primitives', [], 'Candidate ops of the search space (default: the 8 '
+    "DARTS ops), e.g. none,skip_connect,sep_conv_3x3 to see one op's cost.")
 _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
 
 
-def measure(c, num_layers, b, mode, steps, impl, remat, so_impl):
+def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives):
   import functools  # pylint: disable=g-import-not-at-top
   import jax
   import numpy as np
@@ -59,7 +62,8 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl):
   from nasjax.search_spaces import DartsCellSpace
   from nasjax.train_state import SearchState
   layers.set_depthwise_impl(impl)
-  space = DartsCellSpace()
+  space = (DartsCellSpace(primitives=tuple(primitives)) if primitives
+           else DartsCellSpace())
   net = model_lib.SearchNetwork(space, c, 10, num_layers, remat=remat)
   sched = optim.cosine_per_epoch(0.025, 0.001, epochs=50, steps_per_epoch=391)
   tx = optim.weight_optimizer(sched, momentum=0.9, weight_decay=3e-4, clip=5.0)
@@ -100,6 +104,7 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl):
   return {'C': c, 'layers': num_layers, 'batch': b, 'mode': mode,
           'depthwise_impl': impl, 'remat': remat,
           'second_order_impl': so_impl if mode == 'second_order' else None,
+          'primitives': list(space.primitives),
           'compile_s': round(compile_s, 2),
           'median_step_s': round(float(np.median(times[1:])), 3),
           'min_step_s': round(float(np.min(times[1:])), 3),
@@ -117,24 +122,26 @@ def main(argv):
   if _CHILD.value:
     c, n, b, mode = _CHILD.value.split(',')
     print(json.dumps(measure(int(c), int(n), int(b), mode, _STEPS.value,
-                             _IMPL.value, _REMAT.value, _SO_IMPL.value)),
+                             _IMPL.value, _REMAT.value, _SO_IMPL.value,
+                             _PRIMITIVES.value)),
           flush=True)
     return
+  # The children inherit XLA_FLAGS; flags already set there win.
+  if _XLA_CPU_FLAGS.value:
+    parallel.add_xla_flags()
+  if _CPU_DEVICES.value:
+    parallel.add_xla_flags(
+        [f'--xla_force_host_platform_device_count={_CPU_DEVICES.value}'])
   for size in _SIZES.value:
     c, n, b = size.split('/')
     for mode in _MODES.value:
-      env = dict(os.environ)
-      extra = list(parallel.XLA_CPU_FLAGS) if _XLA_CPU_FLAGS.value else []
-      if _CPU_DEVICES.value:
-        extra.append('--xla_force_host_platform_device_count='
-                     f'{_CPU_DEVICES.value}')
-      env['XLA_FLAGS'] = ' '.join([env.get('XLA_FLAGS', '')] + extra).strip()
       out = subprocess.run(
           [sys.executable, __file__, f'--child={c},{n},{b},{mode}',
            f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}',
            f'--remat={_REMAT.value}',
-           f'--second_order_impl={_SO_IMPL.value}'],
-          capture_output=True, text=True, check=False, env=env)
+           f'--second_order_impl={_SO_IMPL.value}',
+           f'--primitives={",".join(_PRIMITIVES.value)}'],
+          capture_output=True, text=True, check=False)
       lines = [l for l in out.stdout.splitlines() if l.startswith('{')]
       print(lines[-1] if lines else json.dumps(
           {'size': size, 'mode': mode, 'error': out.stderr[-2000:]}),

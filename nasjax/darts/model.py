@@ -42,7 +42,7 @@ class MixedOp(nn.Module):
   """One search edge: sum_k w_k op_k(x), pools followed by affine-free BN.
 
   This is the literal definition; the supernet computes the same thing
-  through `SourceEdges`. Kept as the reference the tests compare against.
+  through `EdgeScan`. Kept as the reference the tests compare against.
   """
   primitives: tuple[str, ...]
   channels: int

@@ -8,6 +8,9 @@
   the slower code does not matter. Set through the environment, so the
   binaries and workers the tests start as subprocesses inherit it. The
   binaries and benchmarks themselves compile fully optimised;
+* the XLA:CPU options the binaries use (`nasjax.parallel.XLA_CPU_FLAGS`), so
+  the tests run the code the binaries run (same compile time here: the tiny
+  second-order search step compiles in 35 s either way);
 * TensorFlow, if present, never sees a GPU.
 """
 
@@ -18,7 +21,12 @@ os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', 'true')
 
-import jax  # pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top
+import jax  # Backends start at first use, after XLA_FLAGS is final.
+
+from nasjax import parallel
+
+parallel.add_xla_flags()
 
 _CACHE = os.environ.get(
     'NASJAX_TEST_CACHE',

@@ -11,6 +11,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from nasjax.darts import step as step_lib
@@ -25,13 +26,22 @@ def _rel(a, b):
 
 @functools.cache
 def _f64_problem():
-  """A float64 state after one weight step (momentum buffer is non-zero)."""
+  """A float64 state whose SGD momentum buffer is non-zero.
+
+  The buffer comes from one optimiser update with a random gradient, as if a
+  weight step had been taken (without compiling one).
+  """
   with jax.enable_x64(True):
     state = helpers.make_state(seed=3, dtype=jnp.float64, alpha_scale=0.5)
     tb, vb = helpers.batch(1), helpers.batch(2)
-    state, _ = jax.jit(functools.partial(
-        step_lib.weight_step, model=helpers.MODEL,
-        preprocess=helpers.PREP64))(state, tb)
+    leaves, treedef = jax.tree.flatten(state.params)
+    keys = jax.random.split(jax.random.key(4), len(leaves))
+    g = jax.tree.unflatten(treedef, [
+        0.1 * jax.random.normal(k, p.shape, p.dtype)
+        for k, p in zip(keys, leaves)])
+    _, opt_state = state.tx.update(g, state.opt_state, state.params)
+    state = state.replace(step=state.step + 1, opt_state=opt_state)
+    assert optax.global_norm(opt_state) > 0
     grad = jax.jit(functools.partial(
         step_lib.arch_gradient, model=helpers.MODEL, preprocess=helpers.PREP64,
         learning_rate=helpers.schedule(0.1)), static_argnames=(

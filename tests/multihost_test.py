@@ -26,7 +26,8 @@ def _free_port():
 def test_two_processes_equal_one(tmp_path):
   out, port = tmp_path / 'out.npz', _free_port()
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT,
-             XLA_FLAGS='--xla_force_host_platform_device_count=2')
+             XLA_FLAGS=' '.join(('--xla_force_host_platform_device_count=2',)
+                                + parallel.XLA_CPU_FLAGS))
   worker = os.path.join(ROOT, 'tests', 'multihost_worker.py')
   procs = [subprocess.Popen([sys.executable, worker, str(i), str(port),
                              str(out)], env=env, stdout=subprocess.PIPE,

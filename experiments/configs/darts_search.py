@@ -85,7 +85,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     common.digits_data(c)
     c.model.channels, c.model.layers = 4, 3
     c.search_space.primitives = ('none', 'max_pool_3x3', 'skip_connect',
-                                 'sep_conv_3x3')
+                                 'dil_conv_3x3')
     c.search_space.steps = 2
     c.batch_size, c.epochs, c.max_steps = 8, 1, 2
     c.log_every_steps, c.checkpoint_every_steps = 1, 1

@@ -13,7 +13,8 @@ ARG picks the variant:
                      darts_search.py:cifar10, training darts_train.py:cifar10,
                      8 random genotypes): for accelerators; set
                      search.data.data_dir and train.data.data_dir.
-  tiny               tests: tiny search, 2 random genotypes, 2 steps each.
+  tiny               tests: tiny first-order search, 2 random genotypes, 2
+                     steps each.
 Fields: `search` is a darts_search config, `train` a darts_train config
 (override e.g. --config.train.epochs=10).
 """
@@ -45,4 +46,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == 'cifar10_subset':
     c.search.epochs = 2
     c.train.epochs = 5
+  elif arg == 'tiny':
+    # The pipeline is under test, not the hypergradient: first order, the
+    # step tests/search_test.py compiles too (the XLA cache serves both).
+    c.search.arch_mode = 'first_order'
   return c

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 import pytest
 
@@ -61,6 +62,29 @@ def test_pools_match_reference_semantics():
   assert float(avg[0, 0, 0, 0]) == pytest.approx((0 + 1 + 4 + 5) / 4)
   mx = layers.max_pool_3x3(-x, 1)
   assert float(mx[0, 0, 0, 0]) == 0.0  # Padding never wins.
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_max_pool_equals_reduce_window(stride):
+  x = jax.random.normal(jax.random.key(4), (2, 7, 6, 3))
+
+  def reference(x):
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1),
+                             (1, stride, stride, 1),
+                             ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+  y = layers.max_pool_3x3(x, stride)
+  np.testing.assert_array_equal(y, reference(x))
+  g = jax.random.normal(jax.random.key(5), y.shape)
+  grad = lambda f: jax.grad(lambda x: jnp.sum(f(x, stride) * g))
+  np.testing.assert_allclose(grad(layers.max_pool_3x3)(x),
+                             grad(lambda x, _: reference(x))(x), atol=1e-6)
+  # Ties: as in PyTorch, each window's cotangent goes to its first maximal
+  # input in row-major order (here all tied: the top-left valid cell).
+  tied = jax.grad(lambda x: jnp.sum(layers.max_pool_3x3(x, 2)))(
+      jnp.zeros((1, 3, 3, 1)))
+  np.testing.assert_array_equal(tied[0, :, :, 0],
+                                [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
 def test_batchnorm_running_stats_use_unbiased_variance():

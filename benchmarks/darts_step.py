@@ -15,8 +15,11 @@ weight step. Each (size, mode) runs in a fresh subprocess so that peak RSS
 (ru_maxrss) belongs to it. Input: random 32x32x3 uint8 images, 10 classes,
 fixed train and validation batches (data time excluded, as in the reference
 measurements of shared/reference/darts.md 7b). Compile time is measured
-separately (lower + compile); the median is over `--steps` steps after one
-warm-up step.
+separately: lower + compile of a one-program step; for a staged step
+(`--staged`, the default for (b) and (c), as in the binaries) the sum of
+JAX's tracing, lowering and XLA compile durations (jax.monitoring events)
+during a first step, taken before the timed ones. The median is over
+`--steps` steps after one warm-up step.
 """
 
 import json
@@ -41,6 +44,10 @@ _IMPL = flags.DEFINE_string('depthwise_impl', 'shift', 'layers impl.')
 _REMAT = flags.DEFINE_bool('remat', True, 'Rematerialise edges.')
 _SO_IMPL = flags.DEFINE_string('second_order_impl', 'hvp',
                                 'hvp or unrolled.')
+_STAGED = flags.DEFINE_bool(
+    'staged', True, 'Time the staged search step (several programs, as the '
+    'binaries run it) instead of one program per step. Weight steps are one '
+    'program either way.')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'If > 0, split the CPU into this many XLA devices '
     '(--xla_force_host_platform_device_count) and shard the batch over them.')
@@ -53,9 +60,12 @@ _PRIMITIVES = flags.DEFINE_list(
 _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
 
 
-def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives):
+def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
+            staged):
   import functools  # pylint: disable=g-import-not-at-top
   import jax
+  from jax import monitoring
+  import jax.numpy as jnp
   import numpy as np
   from nasjax import augment, layers, parallel
   from nasjax.darts import model as model_lib, optim, step as step_lib
@@ -83,18 +93,39 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives):
   mesh = parallel.make_mesh()
   state = parallel.replicate(state, mesh)
   tb, vb = parallel.shard_batch(mk(), mesh), parallel.shard_batch(mk(), mesh)
+  staged = staged and mode != 'weights'
   if mode == 'weights':
     fn = functools.partial(step_lib.weight_step, model=net, preprocess=prep)
     args = (tb,)
+  elif staged:
+    compiled = step_lib.staged_search_step(
+        parallel.stage_jitter(mesh), model=net, preprocess=prep,
+        arch_mode=mode, learning_rate=sched)
+    args = (tb, vb)
   else:
     fn = functools.partial(step_lib.search_step, model=net, preprocess=prep,
                            arch_mode=mode, learning_rate=sched,
                            second_order_impl=so_impl)
     args = (tb, vb)
-  jitted = parallel.jit_step(fn, mesh, num_batches=len(args))
-  t = time.perf_counter()
-  compiled = jitted.lower(state, *args).compile()
-  compile_s = time.perf_counter() - t
+  if staged:
+    # Several programs, compiled at their first call: add up JAX's own
+    # tracing, lowering and XLA compile durations during the first step.
+    compile_events = ('/jax/core/compile/jaxpr_trace_duration',
+                      '/jax/core/compile/jaxpr_to_mlir_module_duration',
+                      '/jax/core/compile/backend_compile_duration')
+    spent = []
+    first_state = jax.tree.map(jnp.copy, state)  # The step donates it.
+    jax.block_until_ready(first_state)
+    monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: spent.append(secs)
+        if event in compile_events else None)
+    jax.block_until_ready(compiled(first_state, *args))
+    compile_s = sum(spent)
+  else:
+    jitted = parallel.jit_step(fn, mesh, num_batches=len(args))
+    t = time.perf_counter()
+    compiled = jitted.lower(state, *args).compile()
+    compile_s = time.perf_counter() - t
   times = []
   for _ in range(steps + 1):
     t = time.perf_counter()
@@ -104,6 +135,7 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives):
   return {'C': c, 'layers': num_layers, 'batch': b, 'mode': mode,
           'depthwise_impl': impl, 'remat': remat,
           'second_order_impl': so_impl if mode == 'second_order' else None,
+          'staged': staged,
           'primitives': list(space.primitives),
           'compile_s': round(compile_s, 2),
           'median_step_s': round(float(np.median(times[1:])), 3),
@@ -123,7 +155,7 @@ def main(argv):
     c, n, b, mode = _CHILD.value.split(',')
     print(json.dumps(measure(int(c), int(n), int(b), mode, _STEPS.value,
                              _IMPL.value, _REMAT.value, _SO_IMPL.value,
-                             _PRIMITIVES.value)),
+                             _PRIMITIVES.value, _STAGED.value)),
           flush=True)
     return
   # The children inherit XLA_FLAGS; flags already set there win.
@@ -140,6 +172,7 @@ def main(argv):
            f'--steps={_STEPS.value}', f'--depthwise_impl={_IMPL.value}',
            f'--remat={_REMAT.value}',
            f'--second_order_impl={_SO_IMPL.value}',
+           f'--staged={_STAGED.value}',
            f'--primitives={",".join(_PRIMITIVES.value)}'],
           capture_output=True, text=True, check=False)
       lines = [l for l in out.stdout.splitlines() if l.startswith('{')]

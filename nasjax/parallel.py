@@ -12,10 +12,13 @@ Synopsis:
 
   mesh = make_mesh()
   step = jit_step(fn, mesh, num_batches=2)          # fn(state, b1, b2)
+  step = staged_search_step(stage_jitter(mesh), ...)  # several programs
   state = replicate(state, mesh)
   batch = shard_batch(host_batch, mesh)             # this host's rows
 """
 
+import functools
+import inspect
 import os
 from typing import Any, Callable, Sequence
 
@@ -111,6 +114,26 @@ def jit_step(fn: Callable, mesh: Mesh, *, num_batches: int = 1,
   return jax.jit(fn, in_shardings=(rep,) + (data,) * num_batches,
                  out_shardings=(rep, rep),
                  donate_argnums=(0,) if donate else ())
+
+
+def jit_stage(fn: Callable, mesh: Mesh, *, batch_argnums: Sequence[int] = (),
+              donate_argnums: Sequence[int] = ()) -> Callable:
+  """jit(fn) with the positional args in `batch_argnums` sharded, the rest
+  and all outputs replicated: one program of a staged step
+  (`nasjax.darts.step.staged_search_step`)."""
+  params = inspect.signature(fn).parameters.values()
+  num_args = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                 for p in params)
+  rep, data = replicated(mesh), batch_sharding(mesh)
+  in_shardings = tuple(data if i in batch_argnums else rep
+                       for i in range(num_args))
+  return jax.jit(fn, in_shardings=in_shardings, out_shardings=rep,
+                 donate_argnums=tuple(donate_argnums))
+
+
+def stage_jitter(mesh: Mesh) -> Callable:
+  """`jit_stage` bound to `mesh`, the `jit_stage` argument of staged steps."""
+  return functools.partial(jit_stage, mesh=mesh)
 
 
 def jit_init(fn: Callable, mesh: Mesh) -> Callable:

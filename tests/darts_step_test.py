@@ -107,6 +107,57 @@ def test_finite_difference_option_approaches_exact():
   assert errs[1e-2] > 1e3 * errs[1e-7]
 
 
+@functools.cache
+def _f64_weight_step():
+  return jax.jit(functools.partial(step_lib.weight_step, model=helpers.MODEL,
+                                   preprocess=helpers.PREP64))
+
+
+def _jit_stage(fn, batch_argnums=(), donate_argnums=()):
+  del batch_argnums  # One device.
+  return jax.jit(fn, donate_argnums=donate_argnums)
+
+
+@pytest.mark.parametrize('arch_mode', ['first_order', 'second_order',
+                                       'finite_difference'])
+def test_staged_step_equals_the_math_and_never_retraces(arch_mode):
+  """The staged step (as the binaries run it) takes the one-program step.
+
+  alpha moves by the arch optimiser's update of arch_gradient's g_alpha (for
+  second order: the hypergradient checked above against finite
+  differences); the weights then take a weight step at the new alpha.
+  """
+  with jax.enable_x64(True):
+    state, tb, vb, grad, exact = _f64_problem()
+    step = step_lib.staged_search_step(
+        _jit_stage, model=helpers.MODEL, preprocess=helpers.PREP64,
+        arch_mode=arch_mode, learning_rate=helpers.schedule(0.1))
+    new, metrics = step(jax.tree.map(jnp.copy, state), tb, vb)
+    g = (exact if arch_mode == 'second_order' else
+         grad(state, tb, vb, arch_mode=arch_mode, fd_radius=0.01)[0])
+    updates, arch_opt_state = state.arch_tx.update(g, state.arch_opt_state,
+                                                   state.alpha)
+    alpha = optax.apply_updates(state.alpha, updates)
+    delta = lambda a: jax.tree.map(jnp.subtract, a, state.alpha)
+    assert _rel(delta(new.alpha), delta(alpha)) < 1e-10
+    chex.assert_trees_all_close(new.arch_opt_state, arch_opt_state,
+                                rtol=1e-10)
+    expected, expected_metrics = _f64_weight_step()(
+        state.replace(alpha=alpha, arch_opt_state=arch_opt_state), tb)
+    chex.assert_trees_all_close(
+        (new.params, new.batch_stats, new.opt_state, new.step),
+        (expected.params, expected.batch_stats, expected.opt_state,
+         expected.step), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(metrics['train_loss'],
+                               expected_metrics['train_loss'], rtol=1e-12)
+    assert bool(metrics['finite'])
+
+    # New alpha, weights and batches reuse every compiled stage.
+    sizes = {k: f._cache_size() for k, f in step.stages.items()}
+    step(new, helpers.batch(3), helpers.batch(4))
+    assert {k: f._cache_size() for k, f in step.stages.items()} == sizes
+
+
 def test_second_order_with_zero_lr_equals_first_order():
   state = helpers.make_state(lr=0.0)
   tb, vb = helpers.batch(1), helpers.batch(2)

@@ -114,3 +114,11 @@ def test_cpu_split_divides_every_batch():
   assert common.cpu_devices([32], cores=2) == 2
   assert common.cpu_devices([32, 339], cores=2) == 1
   assert common.cpu_devices([96, 500], cores=16) == 4
+
+
+def test_staged_unrolled_is_a_clear_error(tmp_path):
+  config = _config(**{'search.arch_mode': 'second_order',
+                      'search.second_order_impl': 'unrolled'})
+  with pytest.raises(ValueError, match='needs search.staged=False'):
+    search.search(config, str(tmp_path), data.get_dataset('digits'))
+  assert not os.listdir(tmp_path)

@@ -84,6 +84,11 @@ def init_state(model, space, tx, arch_tx, image_shape, seed, mesh):
 def search(config: ml_collections.ConfigDict, workdir: str,
            dataset: pipeline.Dataset) -> dict:
   """Runs or resumes a DARTS search in `workdir`. Returns a summary dict."""
+  if (config.search.staged and config.search.arch_mode == 'second_order'
+      and config.search.second_order_impl != 'hvp'):
+    raise ValueError(
+        f'search.second_order_impl={config.search.second_order_impl!r} '
+        "needs search.staged=False (the staged step is the 'hvp' form).")
   os.makedirs(workdir, exist_ok=True)
   mesh = parallel.make_mesh(config.num_devices or None)
   parallel.check_batch(config.batch_size, mesh)
@@ -106,13 +111,19 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   is_weights = config.search.arch_mode == 'weights_only'
   if is_weights:
     fn = functools.partial(step_lib.weight_step, model=model, preprocess=prep)
+    step_fn = parallel.jit_step(fn, mesh)
+  elif config.search.staged and config.search.arch_mode != 'first_order':
+    step_fn = step_lib.staged_search_step(
+        parallel.stage_jitter(mesh), model=model, preprocess=prep,
+        arch_mode=config.search.arch_mode, learning_rate=schedule,
+        fd_radius=config.search.fd_radius)
   else:
     fn = functools.partial(step_lib.search_step, model=model, preprocess=prep,
                            arch_mode=config.search.arch_mode,
                            learning_rate=schedule,
                            fd_radius=config.search.fd_radius,
                            second_order_impl=config.search.second_order_impl)
-  step_fn = parallel.jit_step(fn, mesh, num_batches=1 if is_weights else 2)
+    step_fn = parallel.jit_step(fn, mesh, num_batches=2)
 
   pidx, pcount = parallel.process_info()
   batch_args = dict(process_index=pidx, process_count=pcount,

@@ -45,13 +45,23 @@ input preprocessing bound as keyword-only static arguments. A non-finite loss
 leaves the state unchanged and is reported in the metrics (`finite`), so the
 loop can stop without corrupting the state.
 
+`staged_search_step` runs the same step as a few compiled programs cut at
+the network passes (one gradient program called three times, one
+Hessian-vector product, small updates): same numbers, faster to compile and
+smaller; the binaries use it for second order.
+
 Synopsis:
 
   step = functools.partial(search_step, model=model, preprocess=prep,
                            arch_mode='second_order')
   state, metrics = jax.jit(step, donate_argnums=0)(state, train_b, val_b)
+
+  step = staged_search_step(parallel.stage_jitter(mesh), model=model,
+                            preprocess=prep, arch_mode='second_order')
+  state, metrics = step(state, train_b, val_b)
 """
 
+import functools
 from typing import Callable
 
 import jax
@@ -79,17 +89,76 @@ def _accuracy(logits, labels):
   return jnp.mean(jnp.argmax(logits, -1) == labels)
 
 
-def _inputs(state, batch, salt, preprocess):
-  rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), salt)
+def _preprocess(rng, step, salt, batch, preprocess):
+  """Augmented inputs of one batch. salt: 0 for training, 1 for validation."""
+  rng = jax.random.fold_in(jax.random.fold_in(rng, step), salt)
   return preprocess(batch['image'], rng, True), batch['label']
+
+
+def _inputs(state, batch, salt, preprocess):
+  return _preprocess(state.rng, state.step, salt, batch, preprocess)
+
+
+def _apply_weight_update(state: SearchState, grads):
+  """The weights `tx` would produce from `grads` now (the state is unchanged)."""
+  updates, _ = state.tx.update(grads, state.opt_state, state.params)
+  return optax.apply_updates(state.params, updates)
+
+
+def _grad_alpha_fn(state: SearchState, images, labels, model):
+  """w -> grad_alpha L(w, alpha) on the given batch."""
+  return lambda w: jax.grad(_loss, argnums=2, has_aux=True)(
+      w, state.batch_stats, state.alpha, images, labels, model=model)[0]
+
+
+def implicit_term(state: SearchState, train_grads, val_grad_w, train_batch, *,
+                  model, preprocess: Preprocess):
+  """The second-order part of the exact hypergradient.
+
+  With w' = U(g(alpha)), g = grad_w L_train(w, alpha) (`train_grads`) and
+  v = grad_w' L_val(w', alpha) (`val_grad_w`):
+
+    dL_val(w'(alpha), alpha)/dalpha = grad_alpha L_val(w') + (dg/dalpha)^T u,
+    u = (dU/dg)^T v.
+
+  u is a VJP through the optax update. (dg/dalpha)^T u =
+  d/de grad_alpha L_train(w + e u, alpha) at e = 0 (the mixed partials
+  commute) is an exact Hessian-vector product, taken forward-over-reverse
+  (jax.jvp), which stores far less than differentiating the unrolled step in
+  reverse. Returns it, with alpha's structure.
+  """
+  x, y = _inputs(state, train_batch, 0, preprocess)
+  _, update_vjp = jax.vjp(functools.partial(_apply_weight_update, state),
+                          train_grads)
+  (u,) = update_vjp(val_grad_w)
+  _, implicit = jax.jvp(_grad_alpha_fn(state, x, y, model), (state.params,),
+                        (u,))
+  return implicit
+
+
+def finite_difference_term(state: SearchState, val_grad_w, train_batch, *,
+                           model, preprocess: Preprocess,
+                           learning_rate: Callable, fd_radius: float):
+  """The paper's approximation of `implicit_term` (its eq. 7-8).
+
+  -eta (grad_alpha L_train(w + r v) - grad_alpha L_train(w - r v)) / 2r,
+  r = fd_radius / ||v||, v = `val_grad_w`, eta = the current learning rate.
+  """
+  x, y = _inputs(state, train_batch, 0, preprocess)
+  grad_alpha_train = _grad_alpha_fn(state, x, y, model)
+  r = fd_radius / optax.global_norm(val_grad_w)
+  shift = lambda sign: jax.tree.map(lambda p, d: p + sign * r * d,
+                                    state.params, val_grad_w)
+  g_plus, g_minus = grad_alpha_train(shift(1.0)), grad_alpha_train(shift(-1.0))
+  eta = learning_rate(state.step)
+  return jax.tree.map(lambda p, m: -eta * (p - m) / (2 * r), g_plus, g_minus)
 
 
 def virtual_step(state: SearchState, alpha, images, labels, *, model):
   """w'(alpha): the weight update `tx` would make now, as a function of alpha."""
   grads, _ = jax.grad(_loss, has_aux=True)(
       state.params, state.batch_stats, alpha, images, labels, model=model)
-  updates, _ = state.tx.update(grads, state.opt_state, state.params)
-  return optax.apply_updates(state.params, updates)
+  return _apply_weight_update(state, grads)
 
 
 def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
@@ -136,46 +205,26 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
         unrolled_val_loss, has_aux=True)(state.alpha)
     return g, val_loss, logits, y_val
 
-  grad_alpha_train = lambda w: jax.grad(loss, argnums=2, has_aux=True)(
-      w, state.batch_stats, state.alpha, x_tr, y_tr)[0]
-  if arch_mode == 'second_order':
-    if second_order_impl != 'hvp':
-      raise ValueError(f'Unknown second_order_impl {second_order_impl!r}; '
-                       "valid: 'hvp', 'unrolled'.")
-    # The same derivative by the chain rule, w' = U(g(alpha)) with
-    # g = grad_w L_train(w, alpha):
-    #   dL/dalpha = grad_alpha L_val(w') + (dg/dalpha)^T (dU/dg)^T v,
-    # v = grad_w' L_val(w'). (dU/dg)^T v is a VJP through the optax update;
-    # (dg/dalpha)^T u = d/de grad_alpha L_train(w + e u, alpha) is an exact
-    # Hessian-vector product, taken forward-over-reverse (jax.jvp), which
-    # stores far less than differentiating the unrolled step in reverse.
-    grads, _ = jax.grad(loss, has_aux=True)(state.params, state.batch_stats,
-                                            state.alpha, x_tr, y_tr)
-    update = lambda g: optax.apply_updates(
-        state.params, state.tx.update(g, state.opt_state, state.params)[0])
-    w2, update_vjp = jax.vjp(update, grads)
-    (val_loss, (_, logits)), (g_alpha, v) = jax.value_and_grad(
-        loss, argnums=(2, 0), has_aux=True)(w2, state.batch_stats,
-                                            state.alpha, x_val, y_val)
-    (u,) = update_vjp(v)
-    _, implicit = jax.jvp(grad_alpha_train, (state.params,), (u,))
-    g = jax.tree.map(jnp.add, g_alpha, implicit)
-    return g, val_loss, logits, y_val
-
-  # finite_difference
-  if learning_rate is None:
+  if arch_mode == 'second_order' and second_order_impl != 'hvp':
+    raise ValueError(f'Unknown second_order_impl {second_order_impl!r}; '
+                     "valid: 'hvp', 'unrolled'.")
+  if arch_mode == 'finite_difference' and learning_rate is None:
     raise ValueError("arch_mode='finite_difference' needs learning_rate.")
-  w2 = virtual_step(state, state.alpha, x_tr, y_tr, model=model)
+  grads, _ = jax.grad(loss, has_aux=True)(state.params, state.batch_stats,
+                                          state.alpha, x_tr, y_tr)
+  w2 = _apply_weight_update(state, grads)
   (val_loss, (_, logits)), (g_alpha, v) = jax.value_and_grad(
       loss, argnums=(2, 0), has_aux=True)(w2, state.batch_stats, state.alpha,
                                           x_val, y_val)
-  r = fd_radius / optax.global_norm(v)
-  shift = lambda sign: jax.tree.map(lambda p, d: p + sign * r * d,
-                                    state.params, v)
-  g_plus, g_minus = grad_alpha_train(shift(1.0)), grad_alpha_train(shift(-1.0))
-  eta = learning_rate(state.step)
-  g = jax.tree.map(lambda a, p, m: a - eta * (p - m) / (2 * r), g_alpha,
-                   g_plus, g_minus)
+  if arch_mode == 'second_order':
+    term = implicit_term(state, grads, v, train_batch, model=model,
+                         preprocess=preprocess)
+  else:
+    term = finite_difference_term(state, v, train_batch, model=model,
+                                  preprocess=preprocess,
+                                  learning_rate=learning_rate,
+                                  fd_radius=fd_radius)
+  g = jax.tree.map(jnp.add, g_alpha, term)
   return g, val_loss, logits, y_val
 
 
@@ -223,6 +272,129 @@ def search_step(state: SearchState, train_batch: types.Batch,
                  val_accuracy=_accuracy(val_logits, y_val),
                  arch_grad_norm=optax.global_norm(g_alpha))
   return train_state.keep_if_finite(state, new, metrics)
+
+
+def batch_gradients(params, batch_stats, alpha, rng, step, salt, batch, *,
+                    model, preprocess: Preprocess):
+  """Loss and gradients w.r.t. (weights, alpha) on one batch: a staged pass.
+
+  `salt` selects the augmentation stream as in the one-program step (0 for a
+  training batch, 1 for a validation batch); it is an argument, not a
+  constant, so one compiled program serves every pass of a step.
+  Returns {'loss', 'accuracy', 'batch_stats', 'grad_w', 'grad_alpha'}.
+  """
+  x, y = _preprocess(rng, step, salt, batch, preprocess)
+  (loss, (stats, logits)), (grad_w, grad_alpha) = jax.value_and_grad(
+      _loss, argnums=(0, 2), has_aux=True)(params, batch_stats, alpha, x, y,
+                                           model=model)
+  return {'loss': loss, 'accuracy': _accuracy(logits, y),
+          'batch_stats': stats, 'grad_w': grad_w, 'grad_alpha': grad_alpha}
+
+
+def _arch_update(state: SearchState, g_alpha, term):
+  if term is not None:
+    g_alpha = jax.tree.map(jnp.add, g_alpha, term)
+  updates, arch_opt_state = state.arch_tx.update(g_alpha, state.arch_opt_state,
+                                                 state.alpha)
+  return (optax.apply_updates(state.alpha, updates), arch_opt_state,
+          optax.global_norm(g_alpha))
+
+
+def _finish(state: SearchState, alpha, arch_opt_state, train, val_loss,
+            val_accuracy, arch_grad_norm):
+  updates, opt_state = state.tx.update(train['grad_w'], state.opt_state,
+                                       state.params)
+  new = state.replace(step=state.step + 1,
+                      params=optax.apply_updates(state.params, updates),
+                      batch_stats=train['batch_stats'], opt_state=opt_state,
+                      alpha=alpha, arch_opt_state=arch_opt_state)
+  metrics = {'train_loss': train['loss'], 'train_accuracy': train['accuracy'],
+             'grad_norm': optax.global_norm(train['grad_w']),
+             'val_loss': val_loss, 'val_accuracy': val_accuracy,
+             'arch_grad_norm': arch_grad_norm}
+  return train_state.keep_if_finite(state, new, metrics)
+
+
+def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
+                       arch_mode: str, learning_rate: Callable | None = None,
+                       fd_radius: float = 0.01):
+  """`search_step` as a few compiled programs instead of one.
+
+  The same mathematics (tests check the results agree), cut at the network
+  passes: one program computes the loss and the (weight, alpha) gradients of
+  a batch (`batch_gradients`) and is called for each pass of the step, with
+  other weights, alpha or batch but the same shapes, so it compiles once;
+  second order adds one program for `implicit_term` (the Hessian-vector
+  product), the finite-difference mode one for `finite_difference_term`;
+  small programs take the virtual step, update alpha and apply the weight
+  update (with the NaN guard, donating the old state).
+
+  Why: XLA compiles one large program much more slowly than its parts. On the
+  2-core CPU, the exact second-order step at C=8, 5 cells compiled in about
+  6 minutes as one program (README, Speed). The cost is that the first pass
+  also computes a weight gradient that first order does not need, and that
+  XLA cannot fuse across the cuts (there is little to fuse: the cuts are
+  between whole network passes).
+
+  Args:
+    jit_stage: jit_stage(fn, batch_argnums=(), donate_argnums=()) -> the
+      compiled fn; `parallel.stage_jitter(mesh)` shards the batch arguments
+      and replicates the rest. `jax.jit`-like on one device.
+    model, preprocess, arch_mode, learning_rate, fd_radius: as `search_step`
+      ('second_order' is the exact, 'hvp' form).
+
+  Returns:
+    step(state, train_batch, val_batch) -> (state, metrics), with
+    `step.stages`, the compiled stages by name (for inspection and tests).
+  """
+  if arch_mode not in ARCH_MODES:
+    raise ValueError(f'Unknown arch_mode {arch_mode!r}; valid: {ARCH_MODES}.')
+  if arch_mode == 'finite_difference' and learning_rate is None:
+    raise ValueError("arch_mode='finite_difference' needs learning_rate.")
+  bound = dict(model=model, preprocess=preprocess)
+  stages = {
+      'gradients': jit_stage(functools.partial(batch_gradients, **bound),
+                             batch_argnums=(6,)),
+      'arch_update': jit_stage(_arch_update),
+      'finish': jit_stage(_finish, donate_argnums=(0,)),
+  }
+  if arch_mode != 'first_order':
+    stages['virtual_step'] = jit_stage(_apply_weight_update)
+  if arch_mode == 'second_order':
+    stages['implicit_term'] = jit_stage(
+        functools.partial(implicit_term, **bound), batch_argnums=(3,))
+  elif arch_mode == 'finite_difference':
+    stages['finite_difference_term'] = jit_stage(
+        functools.partial(finite_difference_term, **bound,
+                          learning_rate=learning_rate, fd_radius=fd_radius),
+        batch_argnums=(2,))
+  grads = stages['gradients']
+
+  def step(state: SearchState, train_batch: types.Batch,
+           val_batch: types.Batch):
+    common = (state.batch_stats, state.alpha, state.rng, state.step)
+    term = None
+    if arch_mode == 'first_order':
+      val = grads(state.params, *common, 1, val_batch)
+    else:
+      train = grads(state.params, *common, 0, train_batch)
+      w2 = stages['virtual_step'](state, train['grad_w'])
+      val = grads(w2, *common, 1, val_batch)
+      if arch_mode == 'second_order':
+        term = stages['implicit_term'](state, train['grad_w'], val['grad_w'],
+                                       train_batch)
+      else:
+        term = stages['finite_difference_term'](state, val['grad_w'],
+                                                train_batch)
+    alpha, arch_opt_state, arch_grad_norm = stages['arch_update'](
+        state, val['grad_alpha'], term)
+    train = grads(state.params, state.batch_stats, alpha, state.rng,
+                  state.step, 0, train_batch)
+    return stages['finish'](state, alpha, arch_opt_state, train, val['loss'],
+                            val['accuracy'], arch_grad_norm)
+
+  step.stages = stages
+  return step
 
 
 def eval_step(state: SearchState, batch: types.Batch, *, model,

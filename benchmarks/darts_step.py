@@ -16,7 +16,7 @@ weight step. Each (size, mode) runs in a fresh subprocess so that peak RSS
 fixed train and validation batches (data time excluded, as in the reference
 measurements of shared/reference/darts.md 7b). Compile time is measured
 separately: lower + compile of a one-program step; for a staged step
-(`--staged`, the default for (b) and (c), as in the binaries) the sum of
+(`--staged`, the default for (c), as in the binaries) the sum of
 JAX's tracing, lowering and XLA compile durations (jax.monitoring events)
 during a first step, taken before the timed ones. The median is over
 `--steps` steps after one warm-up step.
@@ -45,9 +45,9 @@ _REMAT = flags.DEFINE_bool('remat', True, 'Rematerialise edges.')
 _SO_IMPL = flags.DEFINE_string('second_order_impl', 'hvp',
                                 'hvp or unrolled.')
 _STAGED = flags.DEFINE_bool(
-    'staged', True, 'Time the staged search step (several programs, as the '
-    'binaries run it) instead of one program per step. Weight steps are one '
-    'program either way.')
+    'staged', True, 'Time the second-order step staged (several programs, '
+    'as the binaries run it) instead of as one program. Weight steps and '
+    'first order are one program either way, as in the binaries.')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'If > 0, split the CPU into this many XLA devices '
     '(--xla_force_host_platform_device_count) and shard the batch over them.')
@@ -93,7 +93,8 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
   mesh = parallel.make_mesh()
   state = parallel.replicate(state, mesh)
   tb, vb = parallel.shard_batch(mk(), mesh), parallel.shard_batch(mk(), mesh)
-  staged = staged and mode != 'weights'
+  # As in the binaries: weight steps and first order are one program.
+  staged = staged and mode in ('second_order', 'finite_difference')
   if mode == 'weights':
     fn = functools.partial(step_lib.weight_step, model=net, preprocess=prep)
     args = (tb,)

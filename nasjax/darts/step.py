@@ -331,10 +331,11 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
 
   Why: XLA compiles one large program much more slowly than its parts. On the
   2-core CPU, the exact second-order step at C=8, 5 cells compiled in about
-  6 minutes as one program (README, Speed). The cost is that the first pass
-  also computes a weight gradient that first order does not need, and that
-  XLA cannot fuse across the cuts (there is little to fuse: the cuts are
-  between whole network passes).
+  6 minutes as one program (README, Speed). The costs: every pass computes
+  both gradients (the training passes need only the weight gradient, first
+  order's validation pass only alpha's, which is why the binaries run first
+  order as one program), and XLA cannot overlap or fuse work across the cuts
+  (little to fuse: the cuts are between whole network passes).
 
   Args:
     jit_stage: jit_stage(fn, batch_argnums=(), donate_argnums=()) -> the

@@ -228,27 +228,44 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
   return g, val_loss, logits, y_val
 
 
-def _weight_update(state: SearchState, alpha, train_batch, *, model,
-                   preprocess):
+def _train_gradients(state: SearchState, alpha, train_batch, *, model,
+                     preprocess):
+  """(grads, new BatchNorm stats, metrics) of the training loss at alpha."""
   x, y = _inputs(state, train_batch, 0, preprocess)
   (loss, (batch_stats, logits)), grads = jax.value_and_grad(
       _loss, has_aux=True)(state.params, state.batch_stats, alpha, x, y,
                            model=model)
+  return grads, batch_stats, {'train_loss': loss,
+                              'train_accuracy': _accuracy(logits, y)}
+
+
+def _apply_step(state: SearchState, grads, batch_stats, metrics, **arch):
+  """The state after the weight update from `grads` (plus the `arch` fields:
+  alpha, arch_opt_state), NaN-guarded; the shared end of every step."""
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  metrics = {'train_loss': loss, 'train_accuracy': _accuracy(logits, y),
-             'grad_norm': optax.global_norm(grads)}
-  return params, batch_stats, opt_state, metrics
+  new = state.replace(step=state.step + 1,
+                      params=optax.apply_updates(state.params, updates),
+                      batch_stats=batch_stats, opt_state=opt_state, **arch)
+  return train_state.keep_if_finite(
+      state, new, {**metrics, 'grad_norm': optax.global_norm(grads)})
 
 
 def weight_step(state: SearchState, train_batch: types.Batch, *, model,
                 preprocess: Preprocess):
   """One weight step with alpha fixed. Returns (state, metrics)."""
-  params, batch_stats, opt_state, metrics = _weight_update(
+  grads, batch_stats, metrics = _train_gradients(
       state, state.alpha, train_batch, model=model, preprocess=preprocess)
-  new = state.replace(step=state.step + 1, params=params,
-                      batch_stats=batch_stats, opt_state=opt_state)
-  return train_state.keep_if_finite(state, new, metrics)
+  return _apply_step(state, grads, batch_stats, metrics)
+
+
+def _arch_update(state: SearchState, g_alpha, term=None):
+  """(alpha, arch_opt_state, ||g||) after arch_tx's step on g_alpha + term."""
+  if term is not None:
+    g_alpha = jax.tree.map(jnp.add, g_alpha, term)
+  updates, arch_opt_state = state.arch_tx.update(g_alpha, state.arch_opt_state,
+                                                 state.alpha)
+  return (optax.apply_updates(state.alpha, updates), arch_opt_state,
+          optax.global_norm(g_alpha))
 
 
 def search_step(state: SearchState, train_batch: types.Batch,
@@ -260,18 +277,14 @@ def search_step(state: SearchState, train_batch: types.Batch,
       state, train_batch, val_batch, model=model, preprocess=preprocess,
       arch_mode=arch_mode, learning_rate=learning_rate, fd_radius=fd_radius,
       second_order_impl=second_order_impl)
-  updates, arch_opt_state = state.arch_tx.update(g_alpha, state.arch_opt_state,
-                                                 state.alpha)
-  alpha = optax.apply_updates(state.alpha, updates)
-  params, batch_stats, opt_state, metrics = _weight_update(
+  alpha, arch_opt_state, arch_grad_norm = _arch_update(state, g_alpha)
+  grads, batch_stats, metrics = _train_gradients(
       state, alpha, train_batch, model=model, preprocess=preprocess)
-  new = state.replace(step=state.step + 1, params=params,
-                      batch_stats=batch_stats, opt_state=opt_state, alpha=alpha,
-                      arch_opt_state=arch_opt_state)
   metrics.update(val_loss=val_loss,
                  val_accuracy=_accuracy(val_logits, y_val),
-                 arch_grad_norm=optax.global_norm(g_alpha))
-  return train_state.keep_if_finite(state, new, metrics)
+                 arch_grad_norm=arch_grad_norm)
+  return _apply_step(state, grads, batch_stats, metrics, alpha=alpha,
+                     arch_opt_state=arch_opt_state)
 
 
 def batch_gradients(params, batch_stats, alpha, rng, step, salt, batch, *,
@@ -291,28 +304,13 @@ def batch_gradients(params, batch_stats, alpha, rng, step, salt, batch, *,
           'batch_stats': stats, 'grad_w': grad_w, 'grad_alpha': grad_alpha}
 
 
-def _arch_update(state: SearchState, g_alpha, term):
-  if term is not None:
-    g_alpha = jax.tree.map(jnp.add, g_alpha, term)
-  updates, arch_opt_state = state.arch_tx.update(g_alpha, state.arch_opt_state,
-                                                 state.alpha)
-  return (optax.apply_updates(state.alpha, updates), arch_opt_state,
-          optax.global_norm(g_alpha))
-
-
 def _finish(state: SearchState, alpha, arch_opt_state, train, val_loss,
             val_accuracy, arch_grad_norm):
-  updates, opt_state = state.tx.update(train['grad_w'], state.opt_state,
-                                       state.params)
-  new = state.replace(step=state.step + 1,
-                      params=optax.apply_updates(state.params, updates),
-                      batch_stats=train['batch_stats'], opt_state=opt_state,
-                      alpha=alpha, arch_opt_state=arch_opt_state)
   metrics = {'train_loss': train['loss'], 'train_accuracy': train['accuracy'],
-             'grad_norm': optax.global_norm(train['grad_w']),
              'val_loss': val_loss, 'val_accuracy': val_accuracy,
              'arch_grad_norm': arch_grad_norm}
-  return train_state.keep_if_finite(state, new, metrics)
+  return _apply_step(state, train['grad_w'], train['batch_stats'], metrics,
+                     alpha=alpha, arch_opt_state=arch_opt_state)
 
 
 def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,

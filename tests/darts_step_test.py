@@ -113,8 +113,8 @@ def _f64_weight_step():
                                    preprocess=helpers.PREP64))
 
 
-def _jit_stage(fn, batch_argnums=(), donate_argnums=()):
-  del batch_argnums  # One device.
+def _jit_stage(fn, batch_argnums=(), donate_argnums=(), light=False):
+  del batch_argnums, light  # One device; compile as usual.
   return jax.jit(fn, donate_argnums=donate_argnums)
 
 

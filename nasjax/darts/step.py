@@ -336,9 +336,11 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
   (little to fuse: the cuts are between whole network passes).
 
   Args:
-    jit_stage: jit_stage(fn, batch_argnums=(), donate_argnums=()) -> the
-      compiled fn; `parallel.stage_jitter(mesh)` shards the batch arguments
-      and replicates the rest. `jax.jit`-like on one device.
+    jit_stage: jit_stage(fn, batch_argnums=(), donate_argnums=(),
+      light=False) -> the compiled fn; `parallel.stage_jitter(mesh)` shards
+      the batch arguments and replicates the rest, and compiles the `light`
+      programs (pytree updates, no network pass) quickly on a CPU.
+      `jax.jit`-like on one device.
     model, preprocess, arch_mode, learning_rate, fd_radius: as `search_step`
       ('second_order' is the exact, 'hvp' form).
 
@@ -354,11 +356,11 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
   stages = {
       'gradients': jit_stage(functools.partial(batch_gradients, **bound),
                              batch_argnums=(6,)),
-      'arch_update': jit_stage(_arch_update),
-      'finish': jit_stage(_finish, donate_argnums=(0,)),
+      'arch_update': jit_stage(_arch_update, light=True),
+      'finish': jit_stage(_finish, donate_argnums=(0,), light=True),
   }
   if arch_mode != 'first_order':
-    stages['virtual_step'] = jit_stage(_apply_weight_update)
+    stages['virtual_step'] = jit_stage(_apply_weight_update, light=True)
   if arch_mode == 'second_order':
     stages['implicit_term'] = jit_stage(
         functools.partial(implicit_term, **bound), batch_argnums=(3,))

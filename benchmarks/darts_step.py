@@ -67,32 +67,13 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
   from jax import monitoring
   import jax.numpy as jnp
   import numpy as np
-  from nasjax import augment, layers, parallel
-  from nasjax.darts import model as model_lib, optim, step as step_lib
-  from nasjax.search_spaces import DartsCellSpace
-  from nasjax.train_state import SearchState
-  layers.set_depthwise_impl(impl)
-  space = (DartsCellSpace(primitives=tuple(primitives)) if primitives
-           else DartsCellSpace())
-  net = model_lib.SearchNetwork(space, c, 10, num_layers, remat=remat)
-  sched = optim.cosine_per_epoch(0.025, 0.001, epochs=50, steps_per_epoch=391)
-  tx = optim.weight_optimizer(sched, momentum=0.9, weight_decay=3e-4, clip=5.0)
-  arch_tx = optim.arch_optimizer(3e-4, b1=0.5, b2=0.999, weight_decay=1e-3)
-  alpha = model_lib.init_alpha(space, jax.random.key(1))
-  v = jax.jit(functools.partial(net.init, train=False))(
-      jax.random.key(0), np.zeros((2, 32, 32, 3), np.float32), alpha)
-  state = SearchState.create(params=v['params'], batch_stats=v['batch_stats'],
-                             alpha=alpha, tx=tx, arch_tx=arch_tx,
-                             rng=jax.random.key(2))
-  prep = augment.make_preprocess(mean=(0.49, 0.48, 0.45),
-                                 std=(0.25, 0.24, 0.26), crop_padding=4,
-                                 flip=True)
-  rs = np.random.RandomState(0)
-  mk = lambda: {'image': rs.randint(0, 256, (b, 32, 32, 3)).astype(np.uint8),
-                'label': rs.randint(0, 10, (b,)).astype(np.int32)}
-  mesh = parallel.make_mesh()
-  state = parallel.replicate(state, mesh)
-  tb, vb = parallel.shard_batch(mk(), mesh), parallel.shard_batch(mk(), mesh)
+  from nasjax import parallel
+  from nasjax.darts import step as step_lib
+  import problem as problem_lib
+  p = problem_lib.make(c, num_layers, b, primitives=primitives, remat=remat,
+                       depthwise_impl=impl)
+  net, sched, prep, mesh, state, tb, vb = p
+  space = net.space
   # As in the binaries: weight steps and first order are one program.
   staged = staged and mode in ('second_order', 'finite_difference')
   if mode == 'weights':

@@ -52,6 +52,26 @@ def test_resume_equals_uninterrupted(tmp_path):
                               jax.device_get(b.checkpoint_items()))
 
 
+def test_finite_difference_option_runs_in_the_search(tmp_path):
+  """The paper's approximation through the search loop (staged, as the
+  binary runs it): two steps complete and move alpha."""
+  ds = data.get_dataset('digits')
+  config = _config(max_steps=2, num_devices=1,
+                   **{'search.arch_mode': 'finite_difference'})
+  summary = search.search(config, str(tmp_path), ds)
+  assert summary['status'] == 'completed' and summary['step'] == 2
+  state, meta = _restore(str(tmp_path), config)
+  assert meta['step'] == 2
+  chex.assert_tree_all_finite(state.alpha)
+  space, model, tx, arch_tx, _, _ = search.build(config, ds, 10)
+  initial = search.init_state(model, space, tx, arch_tx, ds.image_shape,
+                              config.seed, search.parallel.make_mesh(1))
+  moved = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))),
+                       jax.device_get(state.alpha),
+                       jax.device_get(initial.alpha))
+  assert all(m > 0 for m in jax.tree.leaves(moved)), moved
+
+
 def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
   ds = data.get_dataset('digits')
   config = _config(max_steps=6, num_devices=1, checkpoint_every_steps=1)

@@ -128,10 +128,15 @@ def main(argv):
                 num_devices=jax.device_count(),
                 device=str(jax.devices()[0].device_kind))
 
-  compile_s = collections.defaultdict(lambda: collections.Counter())
-  monitoring.register_event_duration_secs_listener(
-      lambda event, secs, fun_name='?', **kw: compile_s[fun_name].update(
-          {_EVENTS[event]: secs}) if event in _EVENTS else None)
+  compile_s = collections.defaultdict(collections.Counter)
+
+  def record(event, secs, fun_name='?', **unused_kw):
+    # Tracing is reported as `f`, lowering and compiling as `jit(f)`.
+    if event in _EVENTS:
+      program = re.sub(r'^jit\((.*)\)$', r'\1', fun_name)
+      compile_s[program][_EVENTS[event]] += secs
+
+  monitoring.register_event_duration_secs_listener(record)
   t = time.perf_counter()
   state, _ = step(p.state, p.train_batch, p.val_batch)
   jax.block_until_ready(state)

@@ -25,12 +25,15 @@ def _config(**overrides):
   return helpers.override(c, **overrides)
 
 
-def _restore(workdir, config):
+def _initial_state(config):
   ds = data.get_dataset('digits')
   space, model, tx, arch_tx, _, _ = search.build(config, ds, 10)
-  mesh = search.parallel.make_mesh(1)
-  template = search.init_state(model, space, tx, arch_tx, ds.image_shape, 0,
-                               mesh)
+  return search.init_state(model, space, tx, arch_tx, ds.image_shape,
+                           config.seed, search.parallel.make_mesh(1))
+
+
+def _restore(workdir, config):
+  template = _initial_state(config)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
   state, meta = ckpt.restore_latest(template)
   ckpt.close()
@@ -63,9 +66,7 @@ def test_finite_difference_option_runs_in_the_search(tmp_path):
   state, meta = _restore(str(tmp_path), config)
   assert meta['step'] == 2
   chex.assert_tree_all_finite(state.alpha)
-  space, model, tx, arch_tx, _, _ = search.build(config, ds, 10)
-  initial = search.init_state(model, space, tx, arch_tx, ds.image_shape,
-                              config.seed, search.parallel.make_mesh(1))
+  initial = _initial_state(config)
   moved = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))),
                        jax.device_get(state.alpha),
                        jax.device_get(initial.alpha))

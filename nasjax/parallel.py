@@ -89,6 +89,16 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, Any]:
   return jax.tree.map(put, batch)
 
 
+def abstract_batch(examples: dict[str, np.ndarray], global_batch: int,
+                   mesh: Mesh) -> dict[str, jax.ShapeDtypeStruct]:
+  """The shape, dtype and sharding of a global batch of `examples`' rows
+  (arrays with one row per example), for compiling steps ahead of the data."""
+  check_batch(global_batch, mesh)
+  return {k: jax.ShapeDtypeStruct((global_batch,) + v.shape[1:], v.dtype,
+                                  sharding=batch_sharding(mesh))
+          for k, v in examples.items()}
+
+
 def replicate(tree, mesh: Mesh):
   """Host values (identical on every host) -> replicated global arrays.
 

@@ -118,6 +118,13 @@ def _jit_stage(fn, batch_argnums=(), donate_argnums=(), light=False):
   return jax.jit(fn, donate_argnums=donate_argnums)
 
 
+_COMPILE_EVENTS = []  # JAX's tracing, lowering, compiling and cache reads.
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, secs, **kw: _COMPILE_EVENTS.append(event)
+    if event.startswith(('/jax/core/compile/', '/jax/compilation_cache/'))
+    else None)
+
+
 @pytest.mark.parametrize('arch_mode', ['first_order', 'second_order',
                                        'finite_difference'])
 def test_staged_step_equals_the_math_and_never_retraces(arch_mode):
@@ -132,7 +139,15 @@ def test_staged_step_equals_the_math_and_never_retraces(arch_mode):
     step = step_lib.staged_search_step(
         _jit_stage, model=helpers.MODEL, preprocess=helpers.PREP64,
         arch_mode=arch_mode, learning_rate=helpers.schedule(0.1))
-    new, metrics = step(jax.tree.map(jnp.copy, state), tb, vb)
+    # Every stage compiled ahead, from abstract batches: the first step then
+    # neither traces nor compiles.
+    abstract = lambda b: jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), b)
+    step.precompile(state, abstract(tb), abstract(vb))
+    fresh = jax.tree.map(jnp.copy, state)  # The step donates its state.
+    del _COMPILE_EVENTS[:]
+    new, metrics = step(fresh, tb, vb)
+    assert not _COMPILE_EVENTS, _COMPILE_EVENTS
     g = (exact if arch_mode == 'second_order' else
          grad(state, tb, vb, arch_mode=arch_mode, fd_radius=0.01)[0])
     updates, arch_opt_state = state.arch_tx.update(g, state.arch_opt_state,

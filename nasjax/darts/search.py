@@ -173,6 +173,14 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     _, vb = next(val_it)
     return step_fn(st, tb, parallel.shard_batch(vb, mesh))
 
+  if hasattr(step_fn, 'precompile') and start < total_steps:
+    t = time.time()
+    batch = parallel.abstract_batch(
+        {'image': train.images, 'label': train.labels}, config.batch_size,
+        mesh)
+    step_fn.precompile(state, batch, batch)
+    logging.info('Compiled the staged step in %.1f s.', time.time() - t)
+
   t0 = time.time()
   result = loop.run(state, start=start, total_steps=total_steps,
                     steps_per_epoch=per_epoch, step=one_step,

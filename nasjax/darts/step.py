@@ -58,9 +58,11 @@ Synopsis:
 
   step = staged_search_step(parallel.stage_jitter(mesh), model=model,
                             preprocess=prep, arch_mode='second_order')
+  step.precompile(state, train_b, val_b)    # optional: compile ahead
   state, metrics = step(state, train_b, val_b)
 """
 
+import concurrent.futures
 import functools
 from typing import Callable
 
@@ -83,6 +85,17 @@ def _loss(params, batch_stats, alpha, images, labels, *, model):
       train=True, mutable=['batch_stats'])
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
   return loss, (updates['batch_stats'], logits)
+
+
+def _loss_and_grads(params, batch_stats, alpha, images, labels, *, model):
+  """((loss, (stats, logits)), (grad_w, grad_alpha)): one network pass.
+
+  The staged step jits this once and calls it from both of its network
+  programs (`staged_search_step`), so JAX traces the network and its
+  gradient once: the Hessian-vector product is a JVP of that trace.
+  """
+  return jax.value_and_grad(_loss, argnums=(0, 2), has_aux=True)(
+      params, batch_stats, alpha, images, labels, model=model)
 
 
 def _accuracy(logits, labels):
@@ -112,7 +125,8 @@ def _grad_alpha_fn(state: SearchState, images, labels, model):
 
 
 def implicit_term(state: SearchState, train_grads, val_grad_w, train_batch, *,
-                  model, preprocess: Preprocess):
+                  model, preprocess: Preprocess,
+                  network: Callable | None = None):
   """The second-order part of the exact hypergradient.
 
   With w' = U(g(alpha)), g = grad_w L_train(w, alpha) (`train_grads`) and
@@ -126,13 +140,21 @@ def implicit_term(state: SearchState, train_grads, val_grad_w, train_batch, *,
   commute) is an exact Hessian-vector product, taken forward-over-reverse
   (jax.jvp), which stores far less than differentiating the unrolled step in
   reverse. Returns it, with alpha's structure.
+
+  `network`: a (jitted) `_loss_and_grads` bound to `model`, whose alpha
+  gradient is then differentiated instead of a fresh trace of the model
+  (same numbers; the staged step shares one trace between its programs).
   """
   x, y = _inputs(state, train_batch, 0, preprocess)
   _, update_vjp = jax.vjp(functools.partial(_apply_weight_update, state),
                           train_grads)
   (u,) = update_vjp(val_grad_w)
-  _, implicit = jax.jvp(_grad_alpha_fn(state, x, y, model), (state.params,),
-                        (u,))
+  if network is None:
+    grad_alpha = _grad_alpha_fn(state, x, y, model)
+  else:
+    grad_alpha = lambda w: network(w, state.batch_stats, state.alpha, x,
+                                   y)[1][1]
+  _, implicit = jax.jvp(grad_alpha, (state.params,), (u,))
   return implicit
 
 
@@ -288,18 +310,20 @@ def search_step(state: SearchState, train_batch: types.Batch,
 
 
 def batch_gradients(params, batch_stats, alpha, rng, step, salt, batch, *,
-                    model, preprocess: Preprocess):
+                    model, preprocess: Preprocess,
+                    network: Callable | None = None):
   """Loss and gradients w.r.t. (weights, alpha) on one batch: a staged pass.
 
   `salt` selects the augmentation stream as in the one-program step (0 for a
   training batch, 1 for a validation batch); it is an argument, not a
   constant, so one compiled program serves every pass of a step.
+  `network`: as in `implicit_term`.
   Returns {'loss', 'accuracy', 'batch_stats', 'grad_w', 'grad_alpha'}.
   """
   x, y = _preprocess(rng, step, salt, batch, preprocess)
-  (loss, (stats, logits)), (grad_w, grad_alpha) = jax.value_and_grad(
-      _loss, argnums=(0, 2), has_aux=True)(params, batch_stats, alpha, x, y,
-                                           model=model)
+  network = network or functools.partial(_loss_and_grads, model=model)
+  (loss, (stats, logits)), (grad_w, grad_alpha) = network(
+      params, batch_stats, alpha, x, y)
   return {'loss': loss, 'accuracy': _accuracy(logits, y),
           'batch_stats': stats, 'grad_w': grad_w, 'grad_alpha': grad_alpha}
 
@@ -325,7 +349,9 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
   second order adds one program for `implicit_term` (the Hessian-vector
   product), the finite-difference mode one for `finite_difference_term`;
   small programs take the virtual step, update alpha and apply the weight
-  update (with the NaN guard, donating the old state).
+  update (with the NaN guard, donating the old state). The gradient program
+  and the Hessian-vector product call one jitted network pass
+  (`_loss_and_grads`), so the network is traced once.
 
   Why: XLA compiles one large program much more slowly than its parts. On the
   2-core CPU, the exact second-order step at C=8, 5 cells compiled in about
@@ -346,16 +372,21 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
 
   Returns:
     step(state, train_batch, val_batch) -> (state, metrics), with
-    `step.stages`, the compiled stages by name (for inspection and tests).
+    `step.stages`, the compiled stages by name (for inspection and tests),
+    and `step.precompile(state, train_batch, val_batch, workers=2)`, which
+    compiles every stage before the first step, up to `workers` XLA compiles
+    at a time (the batches may be `jax.ShapeDtypeStruct`s).
   """
   if arch_mode not in ARCH_MODES:
     raise ValueError(f'Unknown arch_mode {arch_mode!r}; valid: {ARCH_MODES}.')
   if arch_mode == 'finite_difference' and learning_rate is None:
     raise ValueError("arch_mode='finite_difference' needs learning_rate.")
+  network = jax.jit(functools.partial(_loss_and_grads, model=model))
   bound = dict(model=model, preprocess=preprocess)
   stages = {
-      'gradients': jit_stage(functools.partial(batch_gradients, **bound),
-                             batch_argnums=(6,)),
+      'gradients': jit_stage(
+          functools.partial(batch_gradients, **bound, network=network),
+          batch_argnums=(6,)),
       'arch_update': jit_stage(_arch_update, light=True),
       'finish': jit_stage(_finish, donate_argnums=(0,), light=True),
   }
@@ -363,38 +394,66 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
     stages['virtual_step'] = jit_stage(_apply_weight_update, light=True)
   if arch_mode == 'second_order':
     stages['implicit_term'] = jit_stage(
-        functools.partial(implicit_term, **bound), batch_argnums=(3,))
+        functools.partial(implicit_term, **bound, network=network),
+        batch_argnums=(3,))
   elif arch_mode == 'finite_difference':
     stages['finite_difference_term'] = jit_stage(
         functools.partial(finite_difference_term, **bound,
                           learning_rate=learning_rate, fd_radius=fd_radius),
         batch_argnums=(2,))
-  grads = stages['gradients']
 
-  def step(state: SearchState, train_batch: types.Batch,
-           val_batch: types.Batch):
+  def run(call, state: SearchState, train_batch, val_batch):
+    """The step's dataflow; call(name, *args) runs (or compiles) a stage."""
     common = (state.batch_stats, state.alpha, state.rng, state.step)
     term = None
     if arch_mode == 'first_order':
-      val = grads(state.params, *common, 1, val_batch)
+      val = call('gradients', state.params, *common, 1, val_batch)
     else:
-      train = grads(state.params, *common, 0, train_batch)
-      w2 = stages['virtual_step'](state, train['grad_w'])
-      val = grads(w2, *common, 1, val_batch)
+      train = call('gradients', state.params, *common, 0, train_batch)
+      w2 = call('virtual_step', state, train['grad_w'])
+      val = call('gradients', w2, *common, 1, val_batch)
       if arch_mode == 'second_order':
-        term = stages['implicit_term'](state, train['grad_w'], val['grad_w'],
-                                       train_batch)
+        term = call('implicit_term', state, train['grad_w'], val['grad_w'],
+                    train_batch)
       else:
-        term = stages['finite_difference_term'](state, val['grad_w'],
-                                                train_batch)
-    alpha, arch_opt_state, arch_grad_norm = stages['arch_update'](
-        state, val['grad_alpha'], term)
-    train = grads(state.params, state.batch_stats, alpha, state.rng,
-                  state.step, 0, train_batch)
-    return stages['finish'](state, alpha, arch_opt_state, train, val['loss'],
-                            val['accuracy'], arch_grad_norm)
+        term = call('finite_difference_term', state, val['grad_w'],
+                    train_batch)
+    alpha, arch_opt_state, arch_grad_norm = call(
+        'arch_update', state, val['grad_alpha'], term)
+    train = call('gradients', state.params, state.batch_stats, alpha,
+                 state.rng, state.step, 0, train_batch)
+    return call('finish', state, alpha, arch_opt_state, train, val['loss'],
+                val['accuracy'], arch_grad_norm)
+
+  def step(state: SearchState, train_batch: types.Batch,
+           val_batch: types.Batch):
+    return run(lambda name, *args: stages[name](*args), state, train_batch,
+               val_batch)
+
+  def precompile(state: SearchState, train_batch, val_batch, workers: int = 2):
+    """Traces every stage here and compiles them `workers` at a time.
+
+    JAX keeps the executables, so the first step runs without compiling.
+    XLA compiles outside Python's lock: on the 2-core CPU the gradient
+    program compiles while the Hessian-vector product is traced, and the two
+    compile side by side (README, Speed). Intermediate values are abstract
+    (`Lowered.out_info`); the state's values are not used.
+    """
+    pending = {}
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+
+      def call(name, *args):
+        lowered = stages[name].lower(*args)
+        if name not in pending:  # Later calls have the same shapes.
+          pending[name] = pool.submit(lowered.compile)
+        return lowered.out_info
+
+      run(call, state, train_batch, val_batch)
+      for future in pending.values():
+        future.result()
 
   step.stages = stages
+  step.precompile = precompile
   return step
 
 

@@ -16,10 +16,13 @@ weight step. Each (size, mode) runs in a fresh subprocess so that peak RSS
 fixed train and validation batches (data time excluded, as in the reference
 measurements of shared/reference/darts.md 7b). Compile time is measured
 separately: lower + compile of a one-program step; for a staged step
-(`--staged`, the default for (c), as in the binaries) the sum of
-JAX's tracing, lowering and XLA compile durations (jax.monitoring events)
-during a first step, taken before the timed ones. The median is over
-`--steps` steps after one warm-up step.
+(`--staged`, the default for (c), as in the binaries) the wall time of
+`step.precompile` (every stage traced and compiled before the first step,
+two XLA compiles at a time, as in the binaries), or with `--noprecompile`
+the sum of JAX's tracing, lowering and XLA compile durations
+(jax.monitoring events) during a first step; either is taken before the
+timed steps. `compile_work_s` adds up those durations in both cases. The
+median is over `--steps` steps after one warm-up step.
 """
 
 import json
@@ -48,6 +51,10 @@ _STAGED = flags.DEFINE_bool(
     'staged', True, 'Time the second-order step staged (several programs, '
     'as the binaries run it) instead of as one program. Weight steps and '
     'first order are one program either way, as in the binaries.')
+_PRECOMPILE = flags.DEFINE_bool(
+    'precompile', True, 'Staged steps: compile every stage before the first '
+    'step, two XLA compiles at a time (`step.precompile`, as the binaries '
+    'do); else each compiles at its first call.')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'If > 0, split the CPU into this many XLA devices '
     '(--xla_force_host_platform_device_count) and shard the batch over them.')
@@ -61,7 +68,7 @@ _CHILD = flags.DEFINE_string('child', '', 'Internal: run one measurement.')
 
 
 def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
-            staged):
+            staged, precompile=True):
   import functools  # pylint: disable=g-import-not-at-top
   import jax
   from jax import monitoring
@@ -89,20 +96,32 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
                            arch_mode=mode, learning_rate=sched,
                            second_order_impl=so_impl)
     args = (tb, vb)
+  compile_work_s = None
   if staged:
-    # Several programs, compiled at their first call: add up JAX's own
-    # tracing, lowering and XLA compile durations during the first step.
+    # Several programs. With --precompile (the binaries' way) they compile
+    # in `precompile`, timed by the wall clock; JAX's own tracing, lowering
+    # and XLA compile durations are added up too (compile_work_s: more than
+    # the wall time when compiles overlap) and any the first step still
+    # spends is added to compile_s (none is expected).
     compile_events = ('/jax/core/compile/jaxpr_trace_duration',
                       '/jax/core/compile/jaxpr_to_mlir_module_duration',
                       '/jax/core/compile/backend_compile_duration')
     spent = []
-    first_state = jax.tree.map(jnp.copy, state)  # The step donates it.
-    jax.block_until_ready(first_state)
     monitoring.register_event_duration_secs_listener(
         lambda event, secs, **kw: spent.append(secs)
         if event in compile_events else None)
+    wall = 0.0
+    if precompile:
+      t = time.perf_counter()
+      compiled.precompile(state, *args)
+      wall = time.perf_counter() - t
+    compile_work_s = sum(spent)
+    first_state = jax.tree.map(jnp.copy, state)  # The step donates it.
+    jax.block_until_ready(first_state)
+    del spent[:]
     jax.block_until_ready(compiled(first_state, *args))
-    compile_s = sum(spent)
+    compile_s = wall + sum(spent)
+    compile_work_s += sum(spent)
   else:
     jitted = parallel.jit_step(fn, mesh, num_batches=len(args))
     t = time.perf_counter()
@@ -119,7 +138,10 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
           'second_order_impl': so_impl if mode == 'second_order' else None,
           'staged': staged,
           'primitives': list(space.primitives),
+          'precompile': precompile if staged else None,
           'compile_s': round(compile_s, 2),
+          'compile_work_s': (round(compile_work_s, 2)
+                             if compile_work_s is not None else None),
           'median_step_s': round(float(np.median(times[1:])), 3),
           'min_step_s': round(float(np.min(times[1:])), 3),
           'warmup_step_s': round(times[0], 3),
@@ -137,7 +159,8 @@ def main(argv):
     c, n, b, mode = _CHILD.value.split(',')
     print(json.dumps(measure(int(c), int(n), int(b), mode, _STEPS.value,
                              _IMPL.value, _REMAT.value, _SO_IMPL.value,
-                             _PRIMITIVES.value, _STAGED.value)),
+                             _PRIMITIVES.value, _STAGED.value,
+                             _PRECOMPILE.value)),
           flush=True)
     return
   # The children inherit XLA_FLAGS; flags already set there win.
@@ -155,6 +178,7 @@ def main(argv):
            f'--remat={_REMAT.value}',
            f'--second_order_impl={_SO_IMPL.value}',
            f'--staged={_STAGED.value}',
+           f'--precompile={_PRECOMPILE.value}',
            f'--primitives={",".join(_PRIMITIVES.value)}'],
           capture_output=True, text=True, check=False)
       lines = [l for l in out.stdout.splitlines() if l.startswith('{')]

@@ -91,8 +91,12 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, Any]:
 
 def abstract_batch(examples: dict[str, np.ndarray], global_batch: int,
                    mesh: Mesh) -> dict[str, jax.ShapeDtypeStruct]:
-  """The shape, dtype and sharding of a global batch of `examples`' rows
-  (arrays with one row per example), for compiling steps ahead of the data."""
+  """What `shard_batch` makes of `global_batch` rows of `examples`, unfilled.
+
+  `examples`: arrays with one row per example (e.g. a split's images and
+  labels). Returns `jax.ShapeDtypeStruct`s with the batch sharding, to
+  compile steps before the data arrive (`staged_search_step`'s `precompile`).
+  """
   check_batch(global_batch, mesh)
   return {k: jax.ShapeDtypeStruct((global_batch,) + v.shape[1:], v.dtype,
                                   sharding=batch_sharding(mesh))

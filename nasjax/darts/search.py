@@ -178,7 +178,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     batch = parallel.abstract_batch(
         {'image': train.images, 'label': train.labels}, config.batch_size,
         mesh)
-    step_fn.precompile(state, batch, batch)
+    step_fn.precompile(state, batch, batch,
+                       workers=config.search.compile_workers)
     logging.info('Compiled the staged step in %.1f s.', time.time() - t)
 
   t0 = time.time()

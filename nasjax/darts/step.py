@@ -439,17 +439,17 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
     compile side by side (README, Speed). Intermediate values are abstract
     (`Lowered.out_info`); the state's values are not used.
     """
-    pending = {}
+    pending = {}  # name -> (compile future, output shapes)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
 
       def call(name, *args):
-        lowered = stages[name].lower(*args)
         if name not in pending:  # Later calls have the same shapes.
-          pending[name] = pool.submit(lowered.compile)
-        return lowered.out_info
+          lowered = stages[name].lower(*args)
+          pending[name] = (pool.submit(lowered.compile), lowered.out_info)
+        return pending[name][1]
 
       run(call, state, train_batch, val_batch)
-      for future in pending.values():
+      for future, _ in pending.values():
         future.result()
 
   step.stages = stages

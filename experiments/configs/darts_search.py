@@ -69,7 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.search.staged = True
   # How many of the staged step's programs XLA compiles at a time, before
   # the first step: 2 overlaps the two network programs (at C=8, 5 cells on
-  # 2 cores: 94 s instead of 129-131 s, with about 0.3 GiB more peak
+  # 2 cores: 94-103 s instead of 129-131 s, with about 0.3 GiB more peak
   # memory); 1 compiles them one after another.
   c.search.compile_workers = 2
   # r = fd_radius / ||grad_w' L_val|| for 'finite_difference'.

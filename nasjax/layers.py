@@ -186,12 +186,47 @@ def avg_pool_3x3(x: jax.Array, stride: int) -> jax.Array:
   return total / count
 
 
+def batch_moments(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Per-channel mean and biased variance of x over all axes but the last.
+
+  One pass: the mean of [x - shift, (x - shift)^2] in one reduction, then
+  var = E[d^2] - E[d]^2 with d = x - shift. On a batch sharded over devices
+  that is one cross-device sum forward (and one backward) instead of the
+  two dependent sums of the two-pass form (mean, then the mean of squared
+  deviations): on 2 CPU devices a search mixed op's forward compiles to 4
+  all-reduces instead of 12, forward + backward to 10 instead of 24, and a
+  C=8 second-order step ran 12 % faster (README, Speed). The value and its
+  derivatives are those of the two-pass form for any constant `shift`; the
+  shift only sets the rounding: the relative error of E[d^2] - E[d]^2 is
+  about eps * (1 + (E[d] / std)^2), so a shift near the batch mean
+  (BatchNorm passes its running mean) keeps float32 accurate where the
+  unshifted one-pass form (Flax's `use_fast_variance`) cancels, e.g. a
+  channel with mean 1000 and std 1.
+
+  Args:
+    x: [..., C] activations.
+    shift: [C] a constant (no gradient flows into it).
+
+  Returns:
+    (mean [C], var [C]), var >= 0.
+  """
+  axes = tuple(range(x.ndim - 1))
+  c = x.shape[-1]
+  shift = shift.astype(x.dtype)
+  d = x - shift
+  moments = jnp.mean(jnp.concatenate([d, jnp.square(d)], axis=-1), axes)
+  mean_d = moments[:c]
+  var = jnp.maximum(moments[c:] - jnp.square(mean_d), 0.0)
+  return shift + mean_d, var
+
+
 class BatchNorm(nn.Module):
   """BatchNorm over all axes but the last, with PyTorch's conventions.
 
-  In training mode it normalises with the batch statistics (so the running
-  statistics never change the output) and updates the running ones, except
-  while the module is being initialised.
+  In training mode it normalises with the batch statistics, computed in one
+  pass shifted by the running mean (`batch_moments`: the running statistics
+  change only the rounding, never the value), and updates the running ones,
+  except while the module is being initialised.
 
   Attributes:
     affine: learn a per-channel scale and shift (search-time ops use False).
@@ -208,9 +243,7 @@ class BatchNorm(nn.Module):
     ra_mean = self.variable('batch_stats', 'mean', jnp.zeros, features)
     ra_var = self.variable('batch_stats', 'var', jnp.ones, features)
     if train:
-      axes = tuple(range(x.ndim - 1))
-      mean = jnp.mean(x, axes)
-      var = jnp.mean(jnp.square(x - mean), axes)
+      mean, var = batch_moments(x, lax.stop_gradient(ra_mean.value))
       if not self.is_initializing():
         n = x.size // x.shape[-1]
         unbiased = var * (n / max(n - 1, 1))

@@ -148,6 +148,7 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
           'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                           // 1024,
           'device': str(jax.devices()[0].device_kind),
+          'cpu': problem_lib.host_cpu(),
           'num_devices': jax.device_count(), 'jax': jax.__version__,
           'xla_flags': os.environ.get('XLA_FLAGS', ''),
           'loss_finite': bool(metrics['finite'])}

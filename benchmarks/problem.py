@@ -9,6 +9,7 @@ XLA_FLAGS (it imports JAX).
 """
 
 import functools
+import os
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -59,3 +60,22 @@ def make(channels: int, num_layers: int, batch: int, *,
   return Problem(net, sched, prep, mesh, parallel.replicate(state, mesh),
                  parallel.shard_batch(mk(), mesh),
                  parallel.shard_batch(mk(), mesh))
+
+
+def host_cpu() -> str:
+  """The host CPU as /proc/cpuinfo names it, with family/model and cores.
+
+  Recorded with every measurement: the same benchmark ran 1.3x faster on one
+  device than on two on one machine of this kind and 1.3x slower on another
+  (README, Speed), so a figure means little without the machine.
+  """
+  fields = {}
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        key, _, value = line.partition(':')
+        fields.setdefault(key.strip(), value.strip())
+  except OSError:
+    return 'unknown'
+  return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}"
+          f" model {fields.get('model', '?')}), {os.cpu_count()} cores")

@@ -126,7 +126,8 @@ def main(argv):
       learning_rate=p.schedule)
   header = dict(C=c, layers=n, batch=b, mode=_MODE.value,
                 num_devices=jax.device_count(),
-                device=str(jax.devices()[0].device_kind))
+                device=str(jax.devices()[0].device_kind),
+                cpu=problem_lib.host_cpu())
 
   compile_s = collections.defaultdict(collections.Counter)
 

@@ -43,11 +43,14 @@ def cpu_devices(batch_sizes, cores: int | None = None) -> int:
 def split_cpu(requested: int, batch_sizes) -> None:
   """Splits XLA's CPU platform into several devices (data-parallel on CPU).
 
-  One XLA:CPU device leaves cores idle in the memory-bound steps of a
-  32x32 search; one device per core, with the batch sharded over them, runs
-  the same step (tests/parallel_test.py) 1.2-1.4x faster on 2 cores
-  (README, Speed). On tiny inputs (8x8 digits) the split costs more than it
-  gains, so those configs ask for 1. Only the CPU platform changes; GPUs and
+  One XLA:CPU device left cores idle in the memory-bound steps of a 32x32
+  search on the 2-core machines of the earlier measurements: one device per
+  core, with the batch sharded over them, ran the same step
+  (tests/parallel_test.py) 1.2-1.4x faster there. On another 2-core machine
+  (README, Speed) the devices' all-reduces and rendezvous cost more than the
+  split gains and one device was 1.1-1.3x faster; `cpu_devices=1` there.
+  On tiny inputs (8x8 digits) the split costs more than it gains, so those
+  configs ask for 1. Only the CPU platform changes; GPUs and
   TPUs are untouched. Must run before JAX initialises its backends; a count
   already in XLA_FLAGS wins.
 

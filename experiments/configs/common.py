@@ -13,7 +13,8 @@ def base(*, seed: int, batch_size: int, epochs: int, log_every_steps: int,
   c.num_devices = 0
   # CPU runs only: split the CPU into this many XLA devices and shard the
   # batch over them; 0 = one per core (as many as divide the batch), 1 = no
-  # split. Faster at 32x32 on 2 cores; slower on 8x8 digits (README, Speed).
+  # split. At 32x32 on 2 cores, 1.3x faster on one kind of machine and
+  # 1.1-1.3x slower on another; slower on 8x8 digits (README, Speed).
   c.cpu_devices = 0
   # Global training batch size (over all devices).
   c.batch_size = batch_size

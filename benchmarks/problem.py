@@ -65,9 +65,9 @@ def make(channels: int, num_layers: int, batch: int, *,
 def host_cpu() -> str:
   """The host CPU as /proc/cpuinfo names it, with family/model and cores.
 
-  Recorded with every measurement: the same benchmark ran 1.3x faster on one
-  device than on two on one machine of this kind and 1.3x slower on another
-  (README, Speed), so a figure means little without the machine.
+  Recorded with every measurement: on one CPU device the C=8 steps ran
+  1.1-1.3x faster than on two on one 2-core machine and 1.3x slower on
+  another (README, Speed), so a figure means little without the machine.
   """
   fields = {}
   try:

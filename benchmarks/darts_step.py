@@ -14,7 +14,7 @@ step + weight step; (c) 'second_order' = exact second-order alpha step +
 weight step. Each (size, mode) runs in a fresh subprocess so that peak RSS
 (ru_maxrss) belongs to it. Input: random 32x32x3 uint8 images, 10 classes,
 fixed train and validation batches (data time excluded, as in the reference
-measurements of shared/reference/darts.md 7b). Compile time is measured
+measurements of docs/reference_figures.md 4). Compile time is measured
 separately: lower + compile of a one-program step; for a staged step
 (`--staged`, the default for (c), as in the binaries) the wall time of
 `step.precompile` (every stage traced and compiled before the first step,

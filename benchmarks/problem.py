@@ -3,7 +3,7 @@
 The paper's optimisers and schedules, the 8 DARTS ops (or `primitives`),
 random 32x32x3 uint8 images with 10 classes, fixed training and validation
 batches (data time excluded, as in the reference measurements of
-shared/reference/darts.md 7b), the state replicated and the batches sharded
+docs/reference_figures.md 4), the state replicated and the batches sharded
 over every device. Imported by the benchmark scripts after they have set
 XLA_FLAGS (it imports JAX).
 """

@@ -19,8 +19,10 @@ from typing import Iterator
 
 import numpy as np
 
+from nasjax import errors
 
-class DataError(ValueError):
+
+class DataError(errors.UserError):
   """Missing, corrupt or mismatched data, with the offending path or field."""
 
 
@@ -77,8 +79,8 @@ def steps_per_epoch(split: Split, global_batch: int) -> int:
   """Full batches per epoch (the remainder of each epoch is dropped)."""
   steps = len(split) // global_batch
   if steps == 0:
-    raise DataError(f'Global batch {global_batch} is larger than the split '
-                    f'({len(split)} examples).')
+    raise DataError(f'Global batch {global_batch} (config.batch_size) is '
+                    f'larger than the split ({len(split)} examples).')
   return steps
 
 
@@ -138,7 +140,8 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], ...]:
 
 
 def get_dataset(name: str, data_dir: str | None = None,
-                image_shape: tuple[int, ...] | None = None) -> Dataset:
+                image_shape: tuple[int, ...] | None = None, *,
+                data_dir_field: str = 'config.data.data_dir') -> Dataset:
   """Loads a dataset by name: 'digits', 'cifar10' or 'tfds:<name>'.
 
   Args:
@@ -148,11 +151,18 @@ def get_dataset(name: str, data_dir: str | None = None,
     data_dir: where the data lives (ignored by 'digits').
     image_shape: if given, the [H, W, C] the config expects; a mismatch is an
       error naming both.
+    data_dir_field: the config field that sets `data_dir`, named by the
+      error when a dataset that needs a directory has none.
   """
   from data import cifar, digits  # pylint: disable=g-import-not-at-top
   if name == 'digits':
     ds = digits.load()
   elif name == 'cifar10':
+    if not data_dir:
+      raise DataError(f"Dataset 'cifar10' needs its directory: set "
+                      f'--{data_dir_field}=/path/to/cifar-10-batches-py (the '
+                      'extracted CIFAR-10 python batches; BUILD.md, '
+                      '"Preparing data").')
     ds = cifar.load_batches_dir(data_dir)
   elif name.startswith('tfds:imagenet'):
     raise DataError(

@@ -2,11 +2,24 @@
 
 Each binary is `common.main(work, cpu_split)`: --config and --workdir are
 parsed here, the process is set up (quiet orbax logs, persistent XLA cache,
-the CPU split the config asks for), then `work(config, workdir)` runs.
+the CPU split the config asks for), then `work(config, workdir)` runs and
+its outcome becomes the exit status:
+
+  0    the run completed;
+  2    bad input (`errors.UserError`: a config value, data, genotype,
+       batch size, workdir): one line on stderr, no traceback (--traceback
+       shows it); nothing was run;
+  3    a non-finite loss or gradient stopped the run; the last good
+       checkpoint, if any, is kept;
+  130  interrupted by Ctrl-C, 143 by SIGTERM: a checkpoint was saved first,
+       and re-running the same command resumes;
+  1    anything else (a bug: the traceback is printed).
 """
 
+import ast
 import logging as std_logging
 import os
+import sys
 from typing import Callable
 
 from absl import app
@@ -16,13 +29,23 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
+from nasjax import errors
+from nasjax import loop
 from nasjax import parallel
+
+EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 3
+EXIT_CTRL_C = 130
+EXIT_SIGTERM = 143
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file and variant: experiments/configs/FILE.py:ARG.',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Output directory; re-running with it resumes.')
+_TRACEBACK = flags.DEFINE_bool(
+    'traceback', False, 'Print the traceback of input errors too (they are '
+    'reported in one line by default).')
 
 
 class _QuietOrbax(std_logging.Filter):
@@ -83,12 +106,48 @@ def setup() -> None:
 Config = ml_collections.ConfigDict
 
 
-def main(work: Callable[[Config, str], None],
+def device_count(num_devices: int) -> int:
+  """The devices a run with config.num_devices = `num_devices` shards over."""
+  return num_devices or jax.device_count()
+
+
+def _exit(status: int, message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+  sys.exit(status)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with bad flags and --config overrides (unknown
+  fields, values of the wrong type, unknown variants) as user errors."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    if '--traceback' in argv:
+      raise
+    _exit(EXIT_USER_ERROR, f'Error: bad command-line flag: {_flag_error(e)}')
+
+
+def _flag_error(e: Exception) -> str:
+  """One line from what absl and ml_collections raise for a bad flag."""
+  text = str(e)
+  if 'Traceback' in text:  # A config file's get_config raised: keep its line.
+    text = text.strip().splitlines()[-1]
+  if isinstance(e, (AttributeError, KeyError)):
+    try:  # ml_collections nests the repr of a KeyError's message.
+      text = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      pass
+    text = f'unknown config field {text}'
+  return ' '.join(text.split())
+
+
+def main(work: Callable[[Config, str], str],
          cpu_split: Callable[[Config], tuple[int, list[int]]]) -> None:
   """Runs a binary: `work(config, workdir)` after the shared set-up.
 
   Args:
-    work: the binary's job.
+    work: the binary's job; returns the run's status, 'completed' or
+      'interrupted' (`loop.Result.status`).
     cpu_split: config -> (cpu_devices, global batch sizes), see `split_cpu`.
   """
   flags.mark_flags_as_required(['config', 'workdir'])
@@ -98,8 +157,23 @@ def main(work: Callable[[Config, str], None],
       raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
     setup()
     config = _CONFIG.value
-    split_cpu(*cpu_split(config))
-    logging.info('JAX devices: %s', jax.devices())
-    work(config, _WORKDIR.value)
+    try:
+      split_cpu(*cpu_split(config))
+      logging.info('JAX devices: %s', jax.devices())
+      status = work(config, _WORKDIR.value)
+    except errors.UserError as e:
+      if _TRACEBACK.value:
+        raise
+      _exit(EXIT_USER_ERROR, f'Error: {e}')
+    except loop.NonFiniteError as e:
+      if _TRACEBACK.value:
+        raise
+      _exit(EXIT_NON_FINITE, f'Stopped: {e}')
+    except KeyboardInterrupt:
+      _exit(EXIT_CTRL_C, 'Interrupted (Ctrl-C). Run the same command again '
+            'to resume from the last checkpoint.')
+    if status == 'interrupted':
+      _exit(EXIT_SIGTERM, 'Interrupted (SIGTERM); a checkpoint was saved. '
+            'Run the same command again to resume.')
 
-  app.run(_main)
+  app.run(_main, flags_parser=_parse_flags)

@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from nasjax import errors
 from nasjax import ops
 from nasjax.search_spaces import darts_cell
 
@@ -38,7 +39,7 @@ Pair = tuple[str, int]
 _FIELDS = ('normal', 'normal_concat', 'reduce', 'reduce_concat')
 
 
-class GenotypeError(ValueError):
+class GenotypeError(errors.UserError):
   """A genotype that is malformed or does not fit its space."""
 
 
@@ -277,7 +278,7 @@ DARTS_V2 = from_notation(
 
 
 # Published cells from other searches, as the reference writes them
-# (cnn/genotypes.py; shared/reference/darts.md). They have 5 nodes, and
+# (quark0/darts cnn/genotypes.py). They have 5 nodes, and
 # AmoebaNet uses 'conv_7x1_1x7' and 'sep_conv_7x7', outside the DARTS space.
 NASNET = make(
     normal=[('sep_conv_5x5', 1), ('sep_conv_3x3', 0), ('sep_conv_5x5', 0),
@@ -302,7 +303,7 @@ AMOEBANET = make(
             ('sep_conv_3x3', 5)],
     reduce_concat=[3, 4, 6])
 # The ENAS micro cell (melodyguan/enas scripts/cifar10_micro_final.sh, decoded
-# in shared/reference/enas.md section 3) in the DARTS cell: identity ->
+# in docs/reference_figures.md 6) in the DARTS cell: identity ->
 # skip_connect, the output concatenates the loose ends (nodes no other node
 # reads). Differences from ENAS's own child: ENAS reorders the cell inputs,
 # standardises input 1 with ReLU-1x1-BN only, and reduces with its own

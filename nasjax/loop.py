@@ -8,8 +8,9 @@ of every epoch, checkpoints every N steps and at the end, and stops cleanly:
   returns with status 'interrupted'. Ctrl-C (KeyboardInterrupt) saves too,
   then re-raises.
 * A step reports `metrics['finite']`; the steps keep the old state when it is
-  false (`train_state.keep_if_finite`). The loop then raises
-  `FloatingPointError` without saving, so the last checkpoint on disk is good.
+  false (`train_state.keep_if_finite`: a non-finite loss, gradient norm or
+  new state). The loop then raises `NonFiniteError` (a `FloatingPointError`)
+  without saving, so the last checkpoint on disk, if any, is good.
 
 Metrics are fetched one step late, so the host never makes the device wait.
 
@@ -21,7 +22,9 @@ Synopsis:
 """
 
 import dataclasses
+import os
 import signal
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -30,9 +33,14 @@ import jax
 import numpy as np
 
 from nasjax import checkpoint
+from nasjax import errors
 from nasjax import parallel
 
 StepFn = Callable[[Any, int], tuple[Any, dict]]
+
+
+class NonFiniteError(FloatingPointError):
+  """A step produced a non-finite loss, gradient or state; nothing was kept."""
 
 
 class Interrupt:
@@ -67,6 +75,7 @@ def fmt_time(seconds: float) -> str:
 class Result:
   state: Any
   status: str                      # 'completed' or 'interrupted'
+  start: int                       # the step this run started at
   last_checkpoint: int | None      # step of the last checkpoint written
   step_times: list[float]
   last_epoch: dict[str, float]     # mean metrics of the last full epoch
@@ -96,6 +105,17 @@ class _Metrics:
     means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
     self.sums, self.count = {}, 0
     return means
+
+
+def prepare_workdir(path: str) -> None:
+  """Creates `path` if needed and checks that files can be written there."""
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+      pass
+  except OSError as e:
+    raise errors.UserError(
+        f'Cannot write to the workdir {path!r}: {e.strerror or e}.') from None
 
 
 def resume(checkpointer: checkpoint.Checkpointer, state, mesh):
@@ -137,10 +157,13 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
   def check(metrics, i):
     if not bool(metrics['finite']):
       values = {k: float(v) for k, v in metrics.items()}
-      raise FloatingPointError(
-          f'Non-finite loss at step {i} ({values}). The run stopped; the '
-          'state was not updated with it and the last good checkpoint (step '
-          f'{checkpointer.latest_step()}) in {checkpointer.directory} is kept.')
+      latest = checkpointer.latest_step()
+      kept = ('no checkpoint exists yet, so nothing is kept' if latest is None
+              else f'the last good checkpoint (step {latest}) in '
+              f'{checkpointer.directory} is kept')
+      raise NonFiniteError(
+          f'Non-finite loss or gradient at step {i} ({values}). The run '
+          f'stopped; the state was not updated with it and {kept}.')
 
   def flush():
     nonlocal pending
@@ -195,4 +218,4 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
       checkpointer.close()
       raise
   checkpointer.close()
-  return Result(state, status, last_saved, step_times, last_epoch)
+  return Result(state, status, start, last_saved, step_times, last_epoch)

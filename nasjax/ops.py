@@ -1,7 +1,7 @@
 """The DARTS candidate operations, as Flax modules in a name -> factory registry.
 
 Definitions follow the reference code (quark0/darts `cnn/operations.py`; facts in
-shared/reference/darts.md section 1): ReLU-Conv-BN order, convolutions without
+docs/reference_figures.md 1): ReLU-Conv-BN order, convolutions without
 bias, separable convolutions applied twice with the stride on the first
 depthwise conv only, dilated convolutions with dilation 2, FactorizedReduce
 for a stride-2 skip, and a zero op that respects the stride.

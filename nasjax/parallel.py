@@ -26,6 +26,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from nasjax import errors
+
 DATA_AXIS = 'data'
 
 # XLA:CPU options for the binaries and benchmarks (`add_xla_flags`). XLA's
@@ -51,8 +53,8 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
   devices = jax.devices()
   if num_devices is not None:
     if not 1 <= num_devices <= len(devices):
-      raise ValueError(f'Asked for {num_devices} devices; {len(devices)} '
-                       'available.')
+      raise errors.ConfigError(f'Asked for {num_devices} devices (config.'
+                               f'num_devices); {len(devices)} available.')
     devices = devices[:num_devices]
   return Mesh(np.asarray(devices), (DATA_AXIS,))
 
@@ -73,8 +75,19 @@ def process_info() -> tuple[int, int]:
 def check_batch(global_batch: int, mesh: Mesh) -> None:
   n = mesh.devices.size
   if global_batch % n:
-    raise ValueError(f'Global batch size {global_batch} must be divisible by '
-                     f'the number of devices ({n}).')
+    raise errors.ConfigError(
+        f'Global batch size {global_batch} must be divisible by the number '
+        f'of devices ({n}).')
+
+
+def padded_batch(global_batch: int, mesh: Mesh) -> int:
+  """`global_batch` rounded up to a multiple of the device count.
+
+  For evaluation, whose last batch is padded and masked anyway
+  (`pipeline.eval_batches`): any eval batch size works on any mesh.
+  """
+  n = mesh.devices.size
+  return -(-global_batch // n) * n
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, Any]:

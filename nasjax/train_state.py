@@ -77,13 +77,25 @@ class TrainState(flax.struct.PyTreeNode):
     return self.replace(**items)
 
 
-def keep_if_finite(old, new, metrics: dict):
-  """`new` if every '*loss' metric is finite, else `old`; adds 'finite'.
+def _all_finite(tree) -> jax.Array:
+  """True iff every floating-point leaf of `tree` is finite (one scalar)."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in map(jnp.asarray,
+                                                   jax.tree.leaves(tree))
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
-  The NaN guard of every step: a non-finite loss never reaches the state
-  (nor, through the loop, a checkpoint).
+
+def keep_if_finite(old, new, metrics: dict):
+  """`new` if it and every metric are finite, else `old`; adds 'finite'.
+
+  The NaN guard of every step. It looks at every floating-point metric (the
+  losses and the gradient norms the steps report, so a finite loss with a
+  non-finite weight gradient or hypergradient is caught) and at every
+  floating-point leaf of the new state (weights, alpha, BatchNorm
+  statistics, optimiser states: whatever would be written), so nothing
+  non-finite reaches the state, nor, through the loop, a checkpoint. The
+  check is one reduction over the state; the select reads both states.
   """
-  finite = jnp.all(jnp.stack([jnp.isfinite(v) for k, v in metrics.items()
-                              if k.endswith('loss')]))
+  finite = _all_finite(metrics) & _all_finite(new)
   state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   return state, {**metrics, 'finite': finite}

@@ -36,6 +36,24 @@ os.environ.setdefault('NASJAX_XLA_CACHE', _CACHE)  # For binaries run by tests.
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
 jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
-SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), '..',
-                           'shared', 'data')
-CIFAR_DIR = os.path.join(SHARED_DATA, 'cifar10', 'cifar-10-batches-py')
+# Real data for the tests that need it (a CIFAR-10 subset as python batch
+# files under cifar10/cifar-10-batches-py): $NASJAX_TEST_DATA, else a
+# shared/data folder beside the repository. Without it those tests skip,
+# saying where the data was expected; under CI=true they fail instead, so CI
+# never skips them silently.
+TEST_DATA = os.environ.get('NASJAX_TEST_DATA') or os.path.normpath(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                 '..', 'shared', 'data'))
+CIFAR_DIR = os.path.join(TEST_DATA, 'cifar10', 'cifar-10-batches-py')
+
+
+def require_data(path: str) -> str:
+  """`path` if it exists; else skip the test (fail it under CI=true)."""
+  import pytest  # pylint: disable=g-import-not-at-top
+  if os.path.exists(path):
+    return path
+  message = (f'needs the real test data at {path} (set NASJAX_TEST_DATA to '
+             'the directory holding cifar10/cifar-10-batches-py)')
+  if os.environ.get('CI') == 'true':
+    pytest.fail(f'CI=true and the test data is missing: {message}')
+  pytest.skip(message)

@@ -13,7 +13,7 @@ from tests import helpers
 
 
 @pytest.mark.parametrize('channels,num_layers,expected', [
-    (16, 8, 1_930_618),  # shared/reference/darts.md 7a
+    (16, 8, 1_930_618),  # docs/reference_figures.md 3
     (8, 5, 394_210),
 ])
 def test_weight_count_matches_reference(channels, num_layers, expected):

@@ -1,8 +1,6 @@
-"""The bilevel step: exactness of the hypergradient, and its compiled form.
+"""The bilevel step's compiled forms, retracing, determinism, the NaN guard.
 
-Float64 where exactness is checked: the exact second-order alpha gradient is
-compared with central finite differences of alpha -> L_val(w'(alpha), alpha),
-where w' is the real optimiser's update (with a non-zero momentum buffer).
+The exactness of the hypergradient itself: tests/hypergradient_test.py.
 """
 
 import functools
@@ -16,95 +14,8 @@ import pytest
 
 from nasjax.darts import step as step_lib
 from tests import helpers
-
-
-def _rel(a, b):
-  a = np.concatenate([np.ravel(x) for x in jax.tree.leaves(a)])
-  b = np.concatenate([np.ravel(x) for x in jax.tree.leaves(b)])
-  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-@functools.cache
-def _f64_problem():
-  """A float64 state whose SGD momentum buffer is non-zero.
-
-  The buffer comes from one optimiser update with a random gradient, as if a
-  weight step had been taken (without compiling one).
-  """
-  with jax.enable_x64(True):
-    state = helpers.make_state(seed=3, dtype=jnp.float64, alpha_scale=0.5)
-    tb, vb = helpers.batch(1), helpers.batch(2)
-    leaves, treedef = jax.tree.flatten(state.params)
-    keys = jax.random.split(jax.random.key(4), len(leaves))
-    g = jax.tree.unflatten(treedef, [
-        0.1 * jax.random.normal(k, p.shape, p.dtype)
-        for k, p in zip(keys, leaves)])
-    _, opt_state = state.tx.update(g, state.opt_state, state.params)
-    state = state.replace(step=state.step + 1, opt_state=opt_state)
-    assert optax.global_norm(opt_state) > 0
-    grad = jax.jit(functools.partial(
-        step_lib.arch_gradient, model=helpers.MODEL, preprocess=helpers.PREP64,
-        learning_rate=helpers.schedule(0.1)), static_argnames=(
-            'arch_mode', 'second_order_impl'))
-    exact = grad(state, tb, vb, arch_mode='second_order')[0]
-    return state, tb, vb, grad, jax.device_get(exact)
-
-
-def test_exact_hypergradient_equals_central_differences():
-  with jax.enable_x64(True):
-    state, tb, vb, grad, exact = _f64_problem()
-    x_tr = helpers.PREP64(jnp.asarray(tb['image']), None, True)
-    x_val = helpers.PREP64(jnp.asarray(vb['image']), None, True)
-
-    def unrolled(alpha):
-      w2 = step_lib.virtual_step(state, alpha, x_tr, jnp.asarray(tb['label']),
-                                 model=helpers.MODEL)
-      return step_lib._loss(w2, state.batch_stats, alpha, x_val,
-                            jnp.asarray(vb['label']), model=helpers.MODEL)[0]
-
-    # Every +-eps perturbation of every alpha entry, evaluated in one call.
-    eps = 1e-6
-    perturbed = {t: [] for t in state.alpha}
-    for t, a in state.alpha.items():
-      for idx in np.ndindex(a.shape):
-        for sign in (1.0, -1.0):
-          for u, b in state.alpha.items():
-            d = np.zeros(b.shape)
-            if u == t:
-              d[idx] = sign * eps
-            perturbed[u].append(np.asarray(b) + d)
-    losses = np.asarray(jax.jit(jax.vmap(unrolled))(
-        {t: np.stack(v) for t, v in perturbed.items()}))
-    central = (losses[0::2] - losses[1::2]) / (2 * eps)
-    fd, offset = {}, 0
-    for t, a in state.alpha.items():
-      fd[t] = central[offset:offset + a.size].reshape(a.shape)
-      offset += a.size
-    assert _rel(exact, fd) < 1e-6
-    # The second-order term matters here: first order is far from it.
-    first = grad(state, tb, vb, arch_mode='first_order')[0]
-    assert _rel(first, exact) > 1e-3
-
-
-def test_hvp_and_unrolled_second_order_agree():
-  with jax.enable_x64(True):
-    state, tb, vb, grad, exact = _f64_problem()
-    unrolled = grad(state, tb, vb, arch_mode='second_order',
-                    second_order_impl='unrolled')[0]
-  assert _rel(unrolled, exact) < 1e-10
-
-
-def test_finite_difference_option_approaches_exact():
-  with jax.enable_x64(True):
-    state, tb, vb, grad, exact = _f64_problem()
-    errs = {r: _rel(grad(state, tb, vb, arch_mode='finite_difference',
-                         fd_radius=r)[0], exact)
-            for r in (1e-2, 1e-4, 1e-7)}
-  print('finite-difference vs exact, relative L2 error by radius:', errs)
-  # Converges as the radius shrinks; the paper's radius is far off, because
-  # the perturbation crosses ReLU and max-pool kinks (darts.md 7c).
-  assert errs[1e-7] < 1e-6
-  assert errs[1e-2] > 1e3 * errs[1e-7]
+from tests.hypergradient_test import _f64_problem
+from tests.hypergradient_test import _rel
 
 
 @functools.cache
@@ -217,7 +128,36 @@ def test_non_finite_loss_leaves_state_unchanged():
                                    preprocess=helpers.PREP))
   new, metrics = step(state_bad, helpers.batch(1))
   assert not bool(metrics['finite'])
-  assert int(new.step) == int(state.step)
+  # Every leaf, not only the step counter (NaNs compare equal in place).
+  chex.assert_trees_all_equal(jax.device_get(new.checkpoint_items()),
+                              jax.device_get(state_bad.checkpoint_items()))
+
+
+@pytest.mark.parametrize('where,arch_mode', [
+    ('weights', 'weights_only'), ('weights', 'first_order'),
+    ('alpha', 'first_order')])
+def test_finite_loss_with_non_finite_gradient_leaves_state_unchanged(
+    where, arch_mode):
+  """The loss is finite, but the weight gradient or the hypergradient is
+  NaN: nothing of the step may reach the state."""
+  model = helpers.NanGradientModel(helpers.MODEL, where)
+  kw = dict(model=model, preprocess=helpers.PREP)
+  if arch_mode == 'weights_only':
+    step = jax.jit(functools.partial(step_lib.weight_step, **kw))
+    args = (helpers.batch(1),)
+  else:
+    step = jax.jit(functools.partial(step_lib.search_step, **kw,
+                                     arch_mode=arch_mode))
+    args = (helpers.batch(1), helpers.batch(2))
+  state = helpers.make_state()
+  new, metrics = step(state, *args)
+  # The first loss of the step (the validation loss of a search step; its
+  # training loss is taken at the already-updated alpha).
+  assert np.isfinite(metrics['train_loss' if arch_mode == 'weights_only'
+                             else 'val_loss'])
+  assert not bool(metrics['finite'])
+  chex.assert_trees_all_equal(jax.device_get(new.checkpoint_items()),
+                              jax.device_get(state.checkpoint_items()))
 
 
 def test_unknown_arch_mode():

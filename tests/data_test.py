@@ -9,9 +9,11 @@ import pytest
 import data
 from data import pipeline
 from tests.conftest import CIFAR_DIR
+from tests.conftest import require_data
 
 
 def test_cifar_batches_reader_on_real_subset():
+  require_data(CIFAR_DIR)
   ds = data.get_dataset('cifar10', CIFAR_DIR, (32, 32, 3))
   assert ds.train.images.shape == (5 * 1017, 32, 32, 3)
   assert ds.test.images.shape == (1017, 32, 32, 3)

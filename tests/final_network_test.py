@@ -28,7 +28,7 @@ def _macs(net, size):
     (IMAGENET, 224, 4_718_752, 5_979_528),
 ])
 def test_published_parameter_counts(net, size, without_aux, with_aux):
-  """The reference's counts (shared/reference/darts.md 7a), exactly."""
+  """The reference's counts (docs/reference_figures.md 3), exactly."""
   params = N.init_shapes(net, (size, size, 3))['params']
   assert N.param_count_without_aux(params) == without_aux
   assert layers.param_count(params) == with_aux

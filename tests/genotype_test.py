@@ -29,6 +29,27 @@ def test_derivation_keeps_top_two_non_none_edges():
   assert all(op != 'none' for op, _ in g.normal + g.reduce)
 
 
+def test_derivation_ranks_edges_by_softmax_weight_per_cell_type():
+  """Edges are ranked by their strongest non-'none' *softmax* weight, which
+  depends on each row's 'none' logit; raw logits would rank otherwise. The
+  normal and reduce alphas derive their own cells."""
+  normal, reduce = np.zeros((14, 8)), np.zeros((14, 8))
+  # Node 1 (rows 2, 3, 4 read states 0, 1, 2). Softmax weights of the best
+  # op: 0.74 (input 0), 0.0025 (input 1: 'none' dominates), 0.51 (input 2).
+  # By raw logit: input 1 (4.0), then input 0 (3.0).
+  normal[2, 4] = 3.0                     # sep_conv_3x3 on state 0
+  normal[3, 0], normal[3, 5] = 10.0, 4.0  # sep_conv_5x5 on state 1
+  normal[4, 6] = 2.0                     # dil_conv_3x3 on state 2
+  # Reduce: node 0 (rows 0, 1) picks avg_pool on 1, then dil_conv_5x5 on 0.
+  reduce[0, 7], reduce[1, 2] = 1.0, 5.0
+  g = G.from_alpha({'normal': normal, 'reduce': reduce}, SPACE)
+  assert g.normal[2:4] == (('sep_conv_3x3', 0), ('dil_conv_3x3', 2))
+  assert g.reduce[0:2] == (('avg_pool_3x3', 1), ('dil_conv_5x5', 0))
+  # Rows left at zero: ties keep the lower inputs, the first op among equals.
+  assert g.normal[0:2] == (('max_pool_3x3', 0), ('max_pool_3x3', 1))
+  assert g.reduce[2:4] == (('max_pool_3x3', 0), ('max_pool_3x3', 1))
+
+
 def test_round_trips():
   for g in (G.DARTS_V1, G.DARTS_V2):
     assert G.from_json(G.to_json(g)) == g

@@ -72,3 +72,35 @@ TINY_GENOTYPE = genotype_lib.make(
             ('sep_conv_3x3', 1)], normal_concat=[2, 3],
     reduce=[('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 2),
             ('max_pool_3x3', 1)], reduce_concat=[2, 3])
+
+
+@jax.custom_vjp
+def nan_gradient(x):
+  """The identity, whose derivative is NaN: a finite loss, non-finite grads."""
+  return x
+
+
+nan_gradient.defvjp(lambda x: (x, None), lambda _, g: (g * jnp.nan,))
+
+
+class NanGradientModel:
+  """A search network whose forward pass is unchanged but whose gradient
+  w.r.t. the weights (`where='weights'`) or alpha (`where='alpha'`) is NaN.
+
+  Duck-types the `init` / `apply` of `model_lib.SearchNetwork`, which is all
+  the steps and the search loop call.
+  """
+
+  def __init__(self, model, where='weights'):
+    self.model, self.where = model, where
+
+  def init(self, *args, **kwargs):
+    return self.model.init(*args, **kwargs)
+
+  def apply(self, variables, x, alpha, **kwargs):
+    if self.where == 'alpha':
+      alpha = jax.tree.map(nan_gradient, alpha)
+    else:
+      variables = dict(variables,
+                       params=jax.tree.map(nan_gradient, variables['params']))
+    return self.model.apply(variables, x, alpha, **kwargs)

@@ -150,3 +150,125 @@ def test_mixed_op_one_hot_equals_that_op(k):
         {'batch_stats': v['batch_stats'][f'{name}_bn']}, expected, True,
         mutable=['batch_stats'])[0]
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------
+# Every op against an independent reference: the reference code's
+# definitions (docs/reference_figures.md 1) written with plain lax
+# convolutions and numpy loops, on perturbed (non-initial) parameters, in
+# training mode, for stride 1 and 2.
+
+_DN = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _ref_bn(x, p):
+  x = np.asarray(x, np.float64)
+  mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))  # Biased, as PyTorch.
+  return (x - mean) / np.sqrt(var + 1e-5) * p['scale'] + p['bias']
+
+
+def _ref_depthwise(x, k, stride, dilation):
+  """PyTorch Conv2d(groups=C, padding=dilation * (k - 1) // 2)."""
+  pad = dilation * (k.shape[0] - 1) // 2
+  return lax.conv_general_dilated(
+      x, k[:, :, None, :], (stride, stride), ((pad, pad), (pad, pad)),
+      rhs_dilation=(dilation, dilation), dimension_numbers=_DN,
+      feature_group_count=x.shape[-1])
+
+
+def _ref_conv(x, w, strides, padding):
+  return lax.conv_general_dilated(x, w, strides, padding,
+                                  dimension_numbers=_DN)
+
+
+def _relu(x):
+  return np.maximum(np.asarray(x), 0.0)
+
+
+def _ref_pool(x, stride, kind):
+  """3x3, padding 1, by loops: max ignores padding, the average excludes it
+  from the count (count_include_pad=False)."""
+  x = np.asarray(x, np.float64)
+  b, h, w, c = x.shape
+  ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+  out = np.zeros((b, ho, wo, c))
+  for i in range(ho):
+    for j in range(wo):
+      r0, c0 = i * stride - 1, j * stride - 1
+      win = x[:, max(r0, 0):r0 + 3, max(c0, 0):c0 + 3, :]
+      out[:, i, j] = (win.max((1, 2)) if kind == 'max' else win.mean((1, 2)))
+  return out
+
+
+def _ref_sep(x, p, stride, k):
+  del k
+  y = _ref_depthwise(_relu(x), p['dw1'], stride, 1)
+  y = _ref_bn(np.einsum('bhwc,cd->bhwd', y, p['pw1']), p['bn1'])
+  y = _ref_depthwise(_relu(y), p['dw2'], 1, 1)
+  return _ref_bn(np.einsum('bhwc,cd->bhwd', y, p['pw2']), p['bn2'])
+
+
+def _ref_dil(x, p, stride, k):
+  del k
+  y = _ref_depthwise(_relu(x), p['dw'], stride, 2)
+  return _ref_bn(np.einsum('bhwc,cd->bhwd', y, p['pw']), p['bn'])
+
+
+def _ref_skip(x, p, stride, k):
+  del k
+  if stride == 1:
+    return np.asarray(x)
+  # FactorizedReduce: two 1x1 stride-2 convs, the second on x[1:, 1:].
+  r = _relu(x)
+  w1, w2 = p['conv1'][None, None], p['conv2'][None, None]
+  y = np.concatenate([_ref_conv(r, w1, (2, 2), 'VALID'),
+                      _ref_conv(r[:, 1:, 1:], w2, (2, 2), 'VALID')], -1)
+  return _ref_bn(y, p['bn'])
+
+
+def _ref_conv_7x1_1x7(x, p, stride, k):
+  del k
+  y = _ref_conv(_relu(x), p['conv1'], (1, stride), ((0, 0), (3, 3)))
+  y = _ref_conv(y, p['conv2'], (stride, 1), ((3, 3), (0, 0)))
+  return _ref_bn(y, p['bn'])
+
+
+_REFERENCES = {
+    'none': lambda x, p, s, k: np.zeros_like(np.asarray(x)[:, ::s, ::s]),
+    'max_pool_3x3': lambda x, p, s, k: _ref_pool(x, s, 'max'),
+    'avg_pool_3x3': lambda x, p, s, k: _ref_pool(x, s, 'avg'),
+    'skip_connect': _ref_skip,
+    'sep_conv_3x3': _ref_sep, 'sep_conv_5x5': _ref_sep,
+    'sep_conv_7x7': _ref_sep,
+    'dil_conv_3x3': _ref_dil, 'dil_conv_5x5': _ref_dil,
+    'conv_7x1_1x7': _ref_conv_7x1_1x7,
+}
+
+
+def test_every_op_has_an_independent_reference():
+  assert set(_REFERENCES) == set(ops.OPS)
+
+
+@pytest.mark.parametrize('size', [8, 7])
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('name', sorted(ops.OPS))
+def test_op_equals_independent_reference(name, stride, size):
+  if name == 'skip_connect' and stride == 2 and size % 2:
+    pytest.skip('FactorizedReduce is defined for even sizes only (its two '
+                'paths disagree in shape otherwise, in the reference too)')
+  x = jax.random.normal(jax.random.key(6), (2, size, size, 4))
+  op = ops.get(name)(4, stride, True)
+  variables = op.init(jax.random.key(1), x, True)
+  # Perturb every parameter (BN scale and bias included), so that a
+  # misplaced or missing parameter shows.
+  leaves, treedef = jax.tree.flatten(variables.get('params', {}))
+  keys = jax.random.split(jax.random.key(2), max(len(leaves), 1))
+  params = jax.tree.unflatten(treedef, [
+      l + 0.3 * jax.random.normal(k, l.shape) for k, l in zip(keys, leaves)])
+  y, _ = op.apply({**variables, 'params': params}, x, True,
+                  mutable=['batch_stats'])
+  host = jax.tree.map(np.asarray, params)
+  k = int(name[-1]) if name[-1].isdigit() else 0
+  expected = _REFERENCES[name](x, host, stride, k)
+  assert y.shape == expected.shape
+  np.testing.assert_allclose(y, expected, rtol=2e-4, atol=2e-4)

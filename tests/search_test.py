@@ -40,19 +40,27 @@ def _restore(workdir, config):
   return state, meta
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize('arch_mode', ['first_order', 'second_order'])
+def test_resume_equals_uninterrupted(tmp_path, arch_mode):
+  """2 steps, then a second run to 3 from the checkpoint, equals 3 steps in
+  one run, leaf for leaf. Second order runs the staged step, compiled ahead
+  (`precompile`) on the restored state, as the binary does."""
   ds = data.get_dataset('digits')
-  straight = tmp_path / 'straight'
-  search.search(_config(max_steps=4, num_devices=1), str(straight), ds)
-  split = tmp_path / 'split'
-  search.search(_config(max_steps=2, num_devices=1), str(split), ds)
-  summary = search.search(_config(max_steps=4, num_devices=1), str(split), ds)
-  assert summary['step'] == 4
-  a, meta_a = _restore(str(straight), _config())
-  b, meta_b = _restore(str(split), _config())
-  assert meta_a['step'] == meta_b['step'] == 4
-  chex.assert_trees_all_equal(jax.device_get(a.checkpoint_items()),
-                              jax.device_get(b.checkpoint_items()))
+  mode = {'search.arch_mode': arch_mode}
+  straight, split = tmp_path / 'straight', tmp_path / 'split'
+  a = search.search(_config(max_steps=3, num_devices=1, **mode),
+                    str(straight), ds)
+  first = search.search(_config(max_steps=2, num_devices=1, **mode),
+                        str(split), ds)
+  b = search.search(_config(max_steps=3, num_devices=1, **mode), str(split),
+                    ds)
+  assert (a['start_step'], first['start_step'], b['start_step']) == (0, 0, 2)
+  assert a['step'] == b['step'] == 3
+  a_state, meta_a = _restore(str(straight), _config())
+  b_state, meta_b = _restore(str(split), _config())
+  assert meta_a['step'] == meta_b['step'] == 3
+  chex.assert_trees_all_equal(jax.device_get(a_state.checkpoint_items()),
+                              jax.device_get(b_state.checkpoint_items()))
 
 
 def test_finite_difference_option_runs_in_the_search(tmp_path):
@@ -79,11 +87,38 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
   config.optimizer.learning_rate = 1e30
   config.optimizer.learning_rate_min = 1e30
   config.optimizer.grad_clip = 0.0
-  with pytest.raises(FloatingPointError, match='Non-finite loss at step'):
+  with pytest.raises(FloatingPointError, match='Non-finite loss or gradient at step'):
     search.search(config, str(tmp_path), ds)
   state, meta = _restore(str(tmp_path), config)
   assert state is not None
   chex.assert_tree_all_finite(state.params)
+
+
+def test_non_finite_gradient_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch):
+  """A finite loss with a NaN weight gradient, from step 2 of a resumed
+  search: the loop stops, and the checkpoint of step 2 is kept, equal in
+  every leaf to what the good run saved."""
+  ds = data.get_dataset('digits')
+  config = _config(max_steps=2, num_devices=1, checkpoint_every_steps=1)
+  search.search(config, str(tmp_path), ds)
+  good, meta = _restore(str(tmp_path), config)
+  assert meta['step'] == 2
+  network = search.model_lib.SearchNetwork
+  monkeypatch.setattr(search.model_lib, 'SearchNetwork',
+                      lambda *a: helpers.NanGradientModel(network(*a)))
+  config = _config(max_steps=4, num_devices=1, checkpoint_every_steps=1)
+  with pytest.raises(search.loop.NonFiniteError,
+                     match=r'at step 2 .*last good checkpoint \(step 2\)'):
+    search.search(config, str(tmp_path), ds)
+  kept, meta = _restore(str(tmp_path), config)
+  assert meta['step'] == 2
+  chex.assert_trees_all_equal(jax.device_get(kept.checkpoint_items()),
+                              jax.device_get(good.checkpoint_items()))
+  # At step 0 there is nothing to keep, and the message says so.
+  with pytest.raises(search.loop.NonFiniteError,
+                     match='no checkpoint exists yet'):
+    search.search(config, str(tmp_path / 'fresh'), ds)
 
 
 def test_binary_smoke_run(tmp_path):
@@ -128,6 +163,10 @@ def test_sigterm_saves_before_exit(tmp_path):
   assert 0 < summary['step'] < 50
   _, meta = _restore(str(tmp_path), config)
   assert meta['step'] == summary['step']
+  # Not finished: no final genotype or results files.
+  for name in ('genotype.json', 'genotype.txt', 'genotype_normal.svg',
+               'results.json'):
+    assert not (tmp_path / name).exists(), name
 
 
 def test_cpu_split_divides_every_batch():

@@ -6,13 +6,17 @@
 ARG picks the variant:
   cifar10 (default)  the paper's search (reference `cnn/train_search.py`):
                      C=16, 8 cells, batch 64, 50 epochs, exact second order.
-                     Needs the extracted CIFAR-10 at config.data.data_dir.
+                     Needs --config.data.data_dir (the extracted
+                     cifar-10-batches-py directory).
                      The reference code needs ~13 days on a 2-core CPU for
                      this; run it on an accelerator.
   digits             the README's main command: the same search on the
                      8x8 UCI digits that ship with scikit-learn (no download),
                      C=8, 5 cells, 2 epochs.
-  cifar10_subset     CIFAR-10 from shared/data (5,085 train images), small.
+  cifar10_subset     a small first-order search (C=8, 5 cells, 1 epoch) for a
+                     CIFAR-10 subset of about 5,000 training images at
+                     --config.data.data_dir (batch files in the
+                     cifar-10-batches-py layout).
   tiny               tests: C=4, 3 cells, a 4-op space, 2 steps.
 Override any field from the command line, e.g.
   --config.search.arch_mode=first_order --config.epochs=10
@@ -24,8 +28,13 @@ from experiments.configs import common
 from nasjax.search_spaces import darts_cell
 
 
+VARIANTS = ('cifar10', 'cifar10_subset', 'digits', 'tiny')
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'cifar10'
+  if arg not in VARIANTS:
+    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   # Reference seed 2; an epoch is one pass over the weight-training half.
   c = common.base(seed=2, batch_size=64, epochs=50, log_every_steps=20,
                   checkpoint_every_steps=200)
@@ -85,7 +94,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == 'cifar10':
     pass
   elif arg == 'cifar10_subset':
-    c.data.data_dir = '../shared/data/cifar10/cifar-10-batches-py'
     c.model.channels, c.model.layers = 8, 5
     c.batch_size, c.epochs = 32, 1
     c.search.arch_mode = 'first_order'
@@ -102,7 +110,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.search_space.steps = 2
     c.batch_size, c.epochs, c.max_steps = 8, 1, 2
     c.log_every_steps, c.checkpoint_every_steps = 1, 1
-  else:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: cifar10, '
-                     'cifar10_subset, digits, tiny.')
   return c

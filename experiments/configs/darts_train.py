@@ -16,8 +16,9 @@ ARG picks the variant:
                      input pipeline (decoding, RandomResizedCrop, colour
                      jitter) is not yet, so data.name must point at a dataset
                      that `data.get_dataset` can load.
-  cifar10_subset     CIFAR-10 from shared/data (5,085 train / 1,017 test
-                     images), C=8, 5 cells, no auxiliary head: minutes on CPU.
+  cifar10_subset     C=8, 5 cells, no auxiliary head, 2 epochs: minutes on CPU
+                     for a CIFAR-10 subset of about 5,000 training images at
+                     --config.data.data_dir.
   digits             the bundled 8x8 digits (no download), C=8, 5 cells.
   tiny               tests: digits, C=4, 3 cells, 2 steps.
 """
@@ -27,8 +28,13 @@ import ml_collections
 from experiments.configs import common
 
 
+VARIANTS = ('cifar10', 'imagenet', 'cifar10_subset', 'digits', 'tiny')
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'cifar10'
+  if arg not in VARIANTS:
+    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   # Reference seed 0; training uses the whole training split.
   c = common.base(seed=0, batch_size=96, epochs=600, log_every_steps=50,
                   checkpoint_every_steps=1000)
@@ -36,7 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # AmoebaNet, ENAS), a .json / .txt file written by a search, or the
   # `Genotype(...)` notation itself.
   c.genotype = 'DARTS_V2'
-  # Global evaluation batch size (the last batch is padded and masked).
+  # Global evaluation batch size (the last batch is padded and masked;
+  # rounded up to a multiple of the device count).
   c.eval_batch_size = 500
   # Evaluate on the test split every this many epochs (and at the end).
   c.eval_every_epochs = 10
@@ -78,7 +85,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optimizer.weight_decay = 3e-5
     c.eval_every_epochs = 1
   elif arg == 'cifar10_subset':
-    c.data.data_dir = '../shared/data/cifar10/cifar-10-batches-py'
     c.model.channels, c.model.layers, c.model.auxiliary = 8, 5, False
     c.batch_size, c.eval_batch_size, c.epochs = 32, 256, 2
     c.eval_every_epochs, c.log_every_steps = 1, 20
@@ -94,7 +100,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.channels, c.model.layers, c.model.auxiliary = 4, 3, False
     c.batch_size, c.eval_batch_size, c.epochs, c.max_steps = 8, 200, 1, 2
     c.log_every_steps, c.checkpoint_every_steps = 1, 1
-  else:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: cifar10, '
-                     'imagenet, cifar10_subset, digits, tiny.')
   return c

@@ -7,9 +7,11 @@ summary. It writes into `workdir`:
   tb/                   TensorBoard events: losses, accuracies, lr, softmax(alpha)
   genotypes/epoch_NNN.{json,txt} and _normal/_reduce.svg pictures, per epoch
   genotype.{json,txt}, genotype_{normal,reduce}.svg, results.json at the end
+                        (of a completed search only)
 
-SIGTERM and Ctrl-C save a checkpoint before leaving. A non-finite loss stops
-the run with `FloatingPointError`; the state is never updated with it
+SIGTERM and Ctrl-C save a checkpoint before leaving. A non-finite loss or
+gradient stops the run with `loop.NonFiniteError`; the state is never
+updated with it
 (`train_state.keep_if_finite`) and no checkpoint is written after it, so the
 last one on disk is good (`nasjax.loop`).
 
@@ -31,6 +33,7 @@ import numpy as np
 from data import pipeline
 from nasjax import augment
 from nasjax import checkpoint
+from nasjax import config_checks
 from nasjax import genotype as genotype_lib
 from nasjax import layers
 from nasjax import loop
@@ -83,19 +86,20 @@ def init_state(model, space, tx, arch_tx, image_shape, seed, mesh):
 
 def search(config: ml_collections.ConfigDict, workdir: str,
            dataset: pipeline.Dataset) -> dict:
-  """Runs or resumes a DARTS search in `workdir`. Returns a summary dict."""
-  if (config.search.staged and config.search.arch_mode == 'second_order'
-      and config.search.second_order_impl != 'hvp'):
-    raise ValueError(
-        f'search.second_order_impl={config.search.second_order_impl!r} '
-        "needs search.staged=False (the staged step is the 'hvp' form).")
-  os.makedirs(workdir, exist_ok=True)
+  """Runs or resumes a DARTS search in `workdir`. Returns a summary dict.
+
+  Raises `errors.UserError` (config, data, workdir) before any work, and
+  `loop.NonFiniteError` if a step is not finite. The summary's `status` is
+  'completed' or 'interrupted' (SIGTERM; a checkpoint was saved): only a
+  completed search writes `genotype.*` and `results.json`.
+  """
   mesh = parallel.make_mesh(config.num_devices or None)
-  parallel.check_batch(config.batch_size, mesh)
+  config_checks.check_search_config(config, mesh.devices.size)
   pipeline.check_image_shape(dataset, config.data.image_shape)
   train, val = pipeline.search_split(dataset.train, config.data.train_portion)
   per_epoch = min(pipeline.steps_per_epoch(train, config.batch_size),
                   pipeline.steps_per_epoch(val, config.batch_size))
+  loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
@@ -196,9 +200,9 @@ def search(config: ml_collections.ConfigDict, workdir: str,
 
   alpha = parallel.to_host(state.alpha)
   g = genotype_lib.from_alpha(alpha, space)
-  genotype_lib.write_files(g, os.path.join(workdir, 'genotype'))
   summary = {
       'status': result.status,
+      'start_step': result.start,
       'step': int(jax.device_get(state.step)),
       'total_steps': total_steps,
       'last_checkpoint': result.last_checkpoint,
@@ -208,6 +212,9 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       'genotype': genotype_lib.to_dict(g),
       'last_epoch_metrics': result.last_epoch,
   }
+  if result.status != 'completed':
+    return summary  # Not finished: no final genotype or results files.
+  genotype_lib.write_files(g, os.path.join(workdir, 'genotype'))
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   return summary

@@ -29,7 +29,7 @@ Three ways to get g_alpha (`arch_mode`):
   without clipping). It is cheaper to compile but inexact: across a ReLU or
   max-pool kink the perturbation r v changes the active set, and on small
   float64 networks the default radius 0.01 is 66-73 % off the exact gradient
-  (shared/reference/darts.md 7c; tests/darts_step_test.py shows it here).
+  (docs/reference_figures.md 5; tests/darts_step_test.py shows it here).
 
 BatchNorm in the virtual step: every forward pass of a search runs BatchNorm in
 training mode, so outputs are normalised with the statistics of the batch at

@@ -1,7 +1,7 @@
 """Discrete networks built from a genotype, for training from scratch.
 
 The DARTS evaluation networks (reference `cnn/model.py`; facts in
-shared/reference/darts.md section 5), for any `genotype.Genotype`: the
+docs/reference_figures.md 2), for any `genotype.Genotype`: the
 published ones (`genotype.ZOO`), a search's `genotype.json`, or the papers'
 notation.
 

@@ -15,6 +15,9 @@ random from the same space. `run(config, workdir, dataset)`:
    parameter count; mean, spread and best of the random genotypes; the
    searched genotype's rank) and returns the summary.
 
+If a stage is interrupted (SIGTERM), it returns {'status': 'interrupted',
+'stage': ...} at once and writes no results.
+
 Every stage resumes from its own workdir, so re-running after an interrupt
 continues where it stopped.
 
@@ -31,7 +34,9 @@ import ml_collections
 import numpy as np
 
 from data import pipeline
+from nasjax import config_checks
 from nasjax import genotype as genotype_lib
+from nasjax import loop
 from nasjax.darts import search
 from nasjax.final import train
 from nasjax.search_spaces import darts_cell
@@ -60,14 +65,13 @@ def table(rows: list[dict]) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str,
         dataset: pipeline.Dataset) -> dict:
   """Search, sample, train all alike; returns the summary (see module doc)."""
-  os.makedirs(workdir, exist_ok=True)
-  if config.num_random < 1:
-    raise ValueError(f'num_random must be >= 1, got {config.num_random}.')
+  config_checks.check_search_vs_random_config(config)
+  loop.prepare_workdir(workdir)
   logging.info('Search (%s).', config.search.search.arch_mode)
   searched = search.search(config.search, os.path.join(workdir, 'search'),
                            dataset)
   if searched['status'] != 'completed':
-    raise RuntimeError('The search was interrupted; re-run to resume it.')
+    return {'status': searched['status'], 'stage': 'search'}
   genotypes = {'searched': genotype_lib.from_dict(searched['genotype'])}
   rng = np.random.default_rng(config.random_seed)
   space = _space(config.search)
@@ -80,7 +84,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     out = train.train(config.train, os.path.join(workdir, f'train_{name}'),
                       dataset, g)
     if out['status'] != 'completed':
-      raise RuntimeError(f'Training {name} was interrupted; re-run to resume.')
+      return {'status': out['status'], 'stage': f'train_{name}'}
     rows.append({'name': name, 'test_accuracy': out['test_accuracy'],
                  'param_count': out['param_count'],
                  'genotype': genotype_lib.to_dict(g),
@@ -89,6 +93,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   searched_acc = rows[0]['test_accuracy']
   rand = np.array([r['test_accuracy'] for r in rows[1:]])
   summary = {
+      'status': 'completed',
       'rows': rows,
       'searched_test_accuracy': searched_acc,
       'random_mean': float(rand.mean()),

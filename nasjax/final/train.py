@@ -35,6 +35,7 @@ import numpy as np
 from data import pipeline
 from nasjax import augment
 from nasjax import checkpoint
+from nasjax import config_checks
 from nasjax import genotype as genotype_lib
 from nasjax import layers
 from nasjax import loop
@@ -112,13 +113,21 @@ def evaluate(eval_fn, state, split: pipeline.Split, batch_size: int,
 
 def train(config: ml_collections.ConfigDict, workdir: str,
           dataset: pipeline.Dataset, genotype: genotype_lib.Genotype) -> dict:
-  """Trains `genotype` from scratch (or resumes) in `workdir`; returns a summary."""
-  os.makedirs(workdir, exist_ok=True)
+  """Trains `genotype` from scratch (or resumes) in `workdir`; returns a summary.
+
+  Raises `errors.UserError` (config, data, workdir) before any work, and
+  `loop.NonFiniteError` if a step is not finite. The summary's `status` is
+  'completed' or 'interrupted' (SIGTERM; a checkpoint was saved): only a
+  completed run is evaluated at the end and writes `results.json`.
+  """
   mesh = parallel.make_mesh(config.num_devices or None)
-  parallel.check_batch(config.batch_size, mesh)
-  parallel.check_batch(config.eval_batch_size, mesh)
+  config_checks.check_train_config(config, mesh.devices.size)
   pipeline.check_image_shape(dataset, config.data.image_shape)
+  # Any eval batch size on any device count: the last batch is padded and
+  # masked anyway, so round the batch up to a multiple of the devices.
+  eval_batch_size = parallel.padded_batch(config.eval_batch_size, mesh)
   per_epoch = pipeline.steps_per_epoch(dataset.train, config.batch_size)
+  loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
@@ -168,7 +177,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     return step_fn(st, parallel.shard_batch(batch, mesh))
 
   def log_test(st, epoch, means):
-    test = evaluate(eval_fn, st, dataset.test, config.eval_batch_size, mesh)
+    test = evaluate(eval_fn, st, dataset.test, eval_batch_size, mesh)
     logging.info('epoch %d: train %s | test loss %.4f accuracy %.4f', epoch,
                  ' '.join(f'{k}={v:.4f}' for k, v in sorted(means.items())),
                  test['loss'], test['accuracy'])
@@ -193,17 +202,12 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                     learning_rate=schedule, log_every=config.log_every_steps,
                     checkpoint_every=config.checkpoint_every_steps)
   step = int(jax.device_get(result.state.step))
-  test = log_test(result.state, (step - 1) // per_epoch, result.last_epoch)
-  if writer is not None:
-    writer.close()
   summary = {
       'status': result.status,
+      'start_step': result.start,
       'step': step,
       'total_steps': total_steps,
       'last_checkpoint': result.last_checkpoint,
-      'test_accuracy': test['accuracy'],
-      'test_loss': test['loss'],
-      'test_examples': test['examples'],
       **counts,
       'wall_seconds': time.time() - t0,
       'median_step_seconds': (float(np.median(result.step_times))
@@ -212,6 +216,16 @@ def train(config: ml_collections.ConfigDict, workdir: str,
       'genotype': genotype_lib.to_dict(genotype),
       'last_epoch_metrics': result.last_epoch,
   }
+  if result.status != 'completed':
+    if writer is not None:
+      writer.close()
+    return summary  # Not finished: not evaluated, no results file.
+  test = log_test(result.state, (step - 1) // per_epoch, result.last_epoch)
+  if writer is not None:
+    writer.close()
+  summary.update(test_accuracy=test['accuracy'], test_loss=test['loss'],
+                 test_examples=test['examples'])
+  summary['wall_seconds'] = time.time() - t0
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   return summary

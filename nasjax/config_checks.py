@@ -1,0 +1,113 @@
+"""Checks of the run configs, before any work: every refusal names its field.
+
+`check_search_config` (a DARTS search), `check_train_config` (retraining a
+genotype) and `check_search_vs_random_config` (both, plus their links) raise
+`errors.ConfigError`. `devices` is the number of devices the run will shard
+its batches over: training batches must divide across them; evaluation
+batches are rounded up to a multiple of it (the padding is masked), so any
+eval batch size works on any device count.
+
+What needs the data (a batch larger than its split) is checked when the data
+is loaded, with the same field names.
+"""
+
+from nasjax import errors
+from nasjax import layers
+from nasjax import ops
+
+SEARCH_ARCH_MODES = ('second_order', 'first_order', 'finite_difference',
+                     'weights_only')
+SECOND_ORDER_IMPLS = ('hvp', 'unrolled')
+NETWORK_KINDS = ('cifar', 'imagenet')
+SCHEDULES = ('cosine', 'exponential')
+
+
+def _check_run(f: errors.Fields, devices: int | None) -> None:
+  """The fields every run config shares (experiments/configs/common.py)."""
+  f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps')
+  f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
+             'checkpoint_every_steps', 'keep_checkpoints')
+  f.one_of('depthwise_impl', layers.DEPTHWISE_IMPLS)
+  if devices is not None:
+    f.divisible('batch_size', devices)
+  f.get('data.name')
+  f.check(len(tuple(f.get('data.image_shape'))) == 3, 'data.image_shape',
+          f'expected [H, W, C], got {f.get("data.image_shape")!r}.')
+  f.at_least(0, 'data.crop_padding')
+  f.positive('optimizer.learning_rate')
+  f.at_least(0, 'optimizer.learning_rate_min', 'optimizer.weight_decay',
+             'optimizer.grad_clip', integer=False)
+  f.half_open('optimizer.momentum', 0, 1)
+  f.at_least(1, 'model.channels', 'model.layers')
+
+
+def check_search_config(config, devices: int | None = None,
+                        prefix: str = 'config') -> None:
+  """A darts_search config (experiments/configs/darts_search.py)."""
+  f = errors.Fields(config, prefix)
+  _check_run(f, devices)
+  f.check(f.get('optimizer.learning_rate_min') <=
+          f.get('optimizer.learning_rate'), 'optimizer.learning_rate_min',
+          'must not exceed optimizer.learning_rate.')
+  f.open_interval('data.train_portion', 0, 1)
+  f.at_least(1, 'model.stem_multiplier')
+  f.at_least(1, 'search_space.steps')
+  primitives = tuple(f.get('search_space.primitives'))
+  f.check(len(primitives) >= 2, 'search_space.primitives',
+          f'needs at least two ops, got {primitives!r}.')
+  for p in primitives:
+    f.check(p in ops.OPS, 'search_space.primitives',
+            f'unknown op {p!r}; valid ops: {sorted(ops.OPS)}.')
+  f.check(len(set(primitives)) == len(primitives), 'search_space.primitives',
+          f'duplicate ops in {primitives!r}.')
+  f.one_of('search.arch_mode', SEARCH_ARCH_MODES)
+  f.one_of('search.second_order_impl', SECOND_ORDER_IMPLS)
+  f.positive('search.fd_radius')
+  f.at_least(1, 'search.compile_workers')
+  f.check(not (f.get('search.staged') and
+               f.get('search.arch_mode') == 'second_order' and
+               f.get('search.second_order_impl') != 'hvp'),
+          'search.second_order_impl',
+          f'{f.get("search.second_order_impl")!r} needs search.staged=False '
+          "(the staged step is the 'hvp' form).")
+  f.positive('arch_optimizer.learning_rate')
+  f.half_open('arch_optimizer.b1', 0, 1)
+  f.half_open('arch_optimizer.b2', 0, 1)
+  f.at_least(0, 'arch_optimizer.weight_decay', integer=False)
+
+
+def check_train_config(config, devices: int | None = None,
+                       prefix: str = 'config') -> None:
+  """A darts_train config (experiments/configs/darts_train.py)."""
+  f = errors.Fields(config, prefix)
+  _check_run(f, devices)
+  f.get('genotype')
+  f.at_least(1, 'eval_batch_size', 'eval_every_epochs')
+  f.at_least(0, 'data.cutout_length')
+  f.one_of('model.kind', NETWORK_KINDS)
+  f.one_of('optimizer.schedule', SCHEDULES)
+  if f.get('optimizer.schedule') == 'cosine':
+    f.check(f.get('optimizer.learning_rate_min') <=
+            f.get('optimizer.learning_rate'), 'optimizer.learning_rate_min',
+            'must not exceed optimizer.learning_rate.')
+  else:
+    gamma = f.get('optimizer.gamma')
+    f.check(isinstance(gamma, (int, float)) and 0 < gamma <= 1,
+            'optimizer.gamma', f'must be in (0, 1], got {gamma!r}.')
+  f.at_least(0, 'train.aux_weight', integer=False)
+  f.half_open('train.drop_path_prob', 0, 1)
+  f.half_open('train.label_smoothing', 0, 1)
+
+
+def check_search_vs_random_config(config, search_devices: int | None = None,
+                                  train_devices: int | None = None) -> None:
+  """A search_vs_random config: its search and train parts, and their link."""
+  check_search_config(config.search, search_devices, 'config.search')
+  check_train_config(config.train, train_devices, 'config.train')
+  f = errors.Fields(config)
+  f.at_least(1, 'num_random')
+  f.at_least(0, 'random_seed')
+  s, t = config.search.data, config.train.data
+  f.check((s.name, s.data_dir) == (t.name, t.data_dir), 'search.data',
+          'search.data and train.data must name the same dataset (set '
+          '--config.data_dir for both).')

@@ -1,0 +1,157 @@
+"""The binaries as a user meets them: bad input, interruption, exit status.
+
+Every user error is one line on stderr ('Error: ...', naming the field,
+path or name), exit status 2 and no traceback, and nothing is written;
+--traceback shows the traceback. SIGTERM saves, exits 143 and writes no
+final files. Each case runs the real binary in a subprocess; the errors
+come before anything is compiled.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nasjax import genotype as G
+from tests import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEARCH, TRAIN, SVR = 'darts_search', 'darts_train', 'search_vs_random'
+
+
+def _run(binary, variant, args, workdir, timeout=300):
+  config = os.path.join(ROOT, 'experiments', 'configs', f'{binary}.py')
+  # XLA_FLAGS='': the binary sets up its own devices, as for a user.
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', f'{binary}.py'),
+       f'--config={config}:{variant}', f'--workdir={workdir}', *args],
+      capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def _corrupt_cifar(path):
+  path.mkdir()
+  (path / 'data_batch_1').write_bytes(b'not a pickle')
+  return path
+
+
+def _genotype_with_unknown_op(path):
+  d = G.to_dict(helpers.TINY_GENOTYPE)
+  d['normal'][0][0] = 'sep_conv_9x9'
+  path.write_text(json.dumps(d))
+  return path
+
+
+# (binary, variant, args (may use {tmp}), expected message) per user error.
+CASES = {
+    'epochs_zero': (SEARCH, 'tiny', ['--config.epochs=0'],
+                    'config.epochs must be >= 1, got 0'),
+    'negative_lr': (SEARCH, 'tiny', ['--config.optimizer.learning_rate=-0.1'],
+                    'config.optimizer.learning_rate must be > 0, got -0.1'),
+    'train_portion': (SEARCH, 'tiny', ['--config.data.train_portion=1.5'],
+                      'config.data.train_portion must be in (0, 1), got 1.5'),
+    'unknown_arch_mode': (SEARCH, 'tiny',
+                          ['--config.search.arch_mode=third_order'],
+                          "config.search.arch_mode must be one of"),
+    'batch_larger_than_split': (SEARCH, 'tiny', ['--config.batch_size=4000'],
+                                'Global batch 4000 (config.batch_size) is '
+                                'larger than the split'),
+    'indivisible_batch': (SEARCH, 'tiny', ['--config.cpu_devices=2',
+                                           '--config.batch_size=7'],
+                          'config.batch_size=7 must be divisible by the '
+                          'number of devices (2)'),
+    'missing_data_dir': (SEARCH, 'tiny', ['--config.data.name=cifar10'],
+                         'set --config.data.data_dir='),
+    'nonexistent_data': (SEARCH, 'tiny', ['--config.data.name=cifar10',
+                                          '--config.data.data_dir={tmp}/nope'],
+                         'CIFAR-10 directory {tmp}/nope does not exist'),
+    'corrupt_data': (SEARCH, 'tiny', ['--config.data.name=cifar10',
+                                      '--config.data.data_dir={corrupt}'],
+                     'Corrupt CIFAR-10 batch file {corrupt}/data_batch_1'),
+    'unwritable_workdir': (SEARCH, 'tiny', ['--workdir={tmp}/file/run'],
+                           "Cannot write to the workdir '{tmp}/file/run'"),
+    'unknown_genotype': (TRAIN, 'tiny', ['--config.genotype=DARTS_V9'],
+                         "Unknown genotype 'DARTS_V9'"),
+    'unknown_op': (TRAIN, 'tiny', ['--config.genotype={bad_genotype}'],
+                   "unknown op 'sep_conv_9x9'"),
+    'drop_path': (TRAIN, 'tiny', ['--config.train.drop_path_prob=1.5'],
+                  'config.train.drop_path_prob must be in [0, 1)'),
+    'svr_missing_data_dir': (SVR, 'cifar10_subset', [],
+                             'set --config.data_dir='),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_user_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
+  binary, variant, args, message = CASES[case]
+  fill = dict(tmp=tmp_path, corrupt=tmp_path / 'corrupt',
+              bad_genotype=tmp_path / 'bad.json')
+  _corrupt_cifar(tmp_path / 'corrupt')
+  _genotype_with_unknown_op(tmp_path / 'bad.json')
+  (tmp_path / 'file').write_text('a file, not a directory')
+  workdir = tmp_path / 'run'
+  args = [a.format(**fill) for a in args]
+  out = _run(binary, variant, args, workdir)
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert 'Traceback' not in out.stderr, out.stderr[-3000:]
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith('Error: '), out.stderr[-3000:]
+  assert message.format(**fill) in last
+  assert not workdir.exists()
+
+
+def test_traceback_flag_shows_the_traceback(tmp_path):
+  out = _run(SEARCH, 'tiny', ['--config.epochs=0', '--traceback'], tmp_path)
+  assert out.returncode == 1
+  assert 'Traceback' in out.stderr and 'ConfigError' in out.stderr
+  assert 'config.epochs must be >= 1' in out.stderr
+
+
+@pytest.mark.parametrize('flag,message', [
+    ('--config.epoch=3', 'unknown config field \'epoch\' Did you mean '
+     '"epochs"'),
+    ('--config.epochs=abc', '--config.epochs=abc: invalid literal'),
+    ('--config={search}:huge', "Unknown config variant 'huge'"),
+])
+def test_bad_flag_is_one_line_exit_2(flag, message, tmp_path):
+  search = os.path.join(ROOT, 'experiments', 'configs', 'darts_search.py')
+  out = _run(SEARCH, 'tiny', [flag.format(search=search)], tmp_path / 'run')
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert 'Traceback' not in out.stderr, out.stderr[-3000:]
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith('Error: bad command-line flag: ') and message in last
+  assert not (tmp_path / 'run').exists()
+
+
+def test_sigterm_saves_exits_143_and_writes_no_final_files(tmp_path):
+  config = os.path.join(ROOT, 'experiments', 'configs', 'darts_search.py')
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_search.py'),
+       f'--config={config}:tiny', f'--workdir={tmp_path}',
+       '--config.search.arch_mode=first_order', '--config.max_steps=0',
+       '--config.epochs=50', '--config.checkpoint_every_steps=100000'],
+      stderr=subprocess.PIPE, text=True, env=env)
+  lines = []
+  deadline = time.time() + 600
+  try:
+    for line in proc.stderr:  # Progress lines: 'step 1/...'.
+      lines.append(line)
+      if ' step 2/' in line or time.time() > deadline:
+        break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=300)
+  finally:
+    proc.kill()
+  stderr = ''.join(lines) + rest
+  assert proc.returncode == 143, stderr[-3000:]
+  assert 'Interrupted (SIGTERM)' in stderr
+  assert 'Traceback' not in stderr
+  saved = os.listdir(tmp_path / 'checkpoints')
+  assert any(name.isdigit() and int(name) >= 2 for name in saved), saved
+  for name in ('genotype.json', 'genotype.txt', 'results.json'):
+    assert not (tmp_path / name).exists(), name

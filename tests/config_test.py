@@ -1,0 +1,104 @@
+"""Shipped configs: valid on 1, 2, 4 and 8 devices; bad values refused.
+
+Shapes and fields only (no training), except one evaluation on 8 devices
+with an eval batch that does not divide across them.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import data
+from experiments.configs import darts_search
+from experiments.configs import darts_train
+from experiments.configs import search_vs_random
+from nasjax import config_checks
+from nasjax import errors
+from nasjax import parallel
+from nasjax.final import train
+from tests import helpers
+
+
+@pytest.mark.parametrize('devices', [1, 2, 4, 8])
+def test_every_shipped_config_fits_1_2_4_8_devices(devices):
+  for variant in darts_search.VARIANTS:
+    config_checks.check_search_config(darts_search.get_config(variant),
+                                      devices)
+  for variant in darts_train.VARIANTS:
+    config_checks.check_train_config(darts_train.get_config(variant), devices)
+  for variant in search_vs_random.VARIANTS:
+    config_checks.check_search_vs_random_config(
+        search_vs_random.get_config(variant), devices, devices)
+
+
+def test_no_shipped_config_points_outside_the_repository():
+  configs = ([darts_search.get_config(v) for v in darts_search.VARIANTS] +
+             [darts_train.get_config(v) for v in darts_train.VARIANTS])
+  for c in configs:
+    assert c.data.data_dir == '', c.data.data_dir
+  for v in search_vs_random.VARIANTS:
+    assert search_vs_random.get_config(v).data_dir == ''
+
+
+def test_search_vs_random_data_dir_sets_both_stages():
+  c = search_vs_random.get_config('cifar10_subset')
+  c.data_dir = '/data/cifar'
+  assert c.search.data.data_dir == c.train.data.data_dir == '/data/cifar'
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('epochs', 0, 'config.epochs must be >= 1, got 0'),
+    ('optimizer.learning_rate', 0.0, 'must be > 0'),
+    ('optimizer.learning_rate', -1.0, 'must be > 0'),
+    ('data.train_portion', 1.0, 'must be in (0, 1)'),
+    ('data.train_portion', 0.0, 'must be in (0, 1)'),
+    ('batch_size', 0, 'config.batch_size must be >= 1'),
+    ('batch_size', 12, 'divisible by the number of devices (8)'),
+    ('optimizer.momentum', 1.0, 'must be in [0, 1)'),
+    ('arch_optimizer.learning_rate', 0.0, 'must be > 0'),
+    ('search.arch_mode', 'third_order', 'must be one of'),
+    ('search.fd_radius', 0.0, 'must be > 0'),
+    ('search_space.primitives', ('none', 'sep_conv_9x9'), 'unknown op'),
+    ('depthwise_impl', 'fft', 'must be one of'),
+])
+def test_bad_search_values_name_the_field(field, value, message):
+  c = helpers.override(darts_search.get_config('tiny'), **{field: value})
+  with pytest.raises(errors.ConfigError, match=message.replace(
+      '(', '\\(').replace(')', '\\)').replace('[', '\\[')):
+    config_checks.check_search_config(c, 8)
+
+
+@pytest.mark.parametrize('field,value', [
+    ('eval_batch_size', 0), ('train.drop_path_prob', 1.0),
+    ('train.label_smoothing', -0.1), ('model.kind', 'resnet'),
+    ('optimizer.schedule', 'step'), ('eval_every_epochs', 0)])
+def test_bad_train_values_name_the_field(field, value):
+  c = helpers.override(darts_train.get_config('tiny'), **{field: value})
+  with pytest.raises(errors.ConfigError, match=f'config.{field}'):
+    config_checks.check_train_config(c, 1)
+
+
+def test_evaluation_with_an_indivisible_eval_batch_on_8_devices():
+  """eval_batch_size=500 on 8 devices: rounded up to 504, padded and
+  masked; every test example counted once, as on 1 device."""
+  config = darts_train.get_config('tiny')
+  config.eval_batch_size = 500
+  ds = data.get_dataset('digits')
+  model, tx, prep, _, _ = train.build(config, ds, helpers.TINY_GENOTYPE, 10)
+  results = []
+  for n in (1, 8):
+    mesh = parallel.make_mesh(n)
+    state = train.init_state(model, tx, ds.image_shape, 0, mesh)
+    eval_fn = jax.jit(
+        lambda st, b: train.step_lib.eval_step(st, b, model=model,
+                                               preprocess=prep),
+        in_shardings=(parallel.replicated(mesh),
+                      parallel.batch_sharding(mesh)),
+        out_shardings=parallel.replicated(mesh))
+    batch = parallel.padded_batch(config.eval_batch_size, mesh)
+    assert batch == (500 if n == 1 else 504)
+    results.append(train.evaluate(eval_fn, state, ds.test, batch, mesh))
+  assert results[0]['examples'] == results[1]['examples'] == len(ds.test)
+  np.testing.assert_allclose(results[0]['accuracy'], results[1]['accuracy'])
+  np.testing.assert_allclose(results[0]['loss'], results[1]['loss'],
+                             rtol=1e-5)

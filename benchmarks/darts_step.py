@@ -170,6 +170,7 @@ def main(argv):
   if _CPU_DEVICES.value:
     parallel.add_xla_flags(
         [f'--xla_force_host_platform_device_count={_CPU_DEVICES.value}'])
+    parallel.size_cpu_thread_pool(_CPU_DEVICES.value)  # As the binaries.
   for size in _SIZES.value:
     c, n, b = size.split('/')
     for mode in _MODES.value:

@@ -110,6 +110,7 @@ def main(argv):
   if _CPU_DEVICES.value:
     extra.append(
         f'--xla_force_host_platform_device_count={_CPU_DEVICES.value}')
+    parallel.size_cpu_thread_pool(_CPU_DEVICES.value)  # As the binaries.
   if _TRACE_DIR.value:
     extra.append('--xla_cpu_enable_xprof_traceme=true')
   parallel.add_xla_flags(extra)

@@ -86,6 +86,7 @@ def split_cpu(requested: int, batch_sizes) -> None:
     return
   n = requested or cpu_devices(batch_sizes)
   parallel.add_xla_flags([f'--xla_force_host_platform_device_count={n}'])
+  parallel.size_cpu_thread_pool(n)
 
 
 def setup() -> None:

@@ -10,7 +10,8 @@
   binaries and benchmarks themselves compile fully optimised;
 * the XLA:CPU options the binaries use (`nasjax.parallel.XLA_CPU_FLAGS`), so
   the tests run the code the binaries run (same compile time here: the tiny
-  second-order search step compiles in 35 s either way);
+  second-order search step compiles in 35 s either way), and the thread pool
+  the binaries give several CPU devices ($NPROC, `size_cpu_thread_pool`);
 * TensorFlow, if present, never sees a GPU.
 """
 
@@ -27,6 +28,9 @@ import jax  # Backends start at first use, after XLA_FLAGS is final.
 from nasjax import parallel
 
 parallel.add_xla_flags()
+# XLA:CPU's thread pool with spare threads for the 8 devices, as the
+# binaries size it when they split the CPU (nasjax.parallel).
+parallel.size_cpu_thread_pool(8)
 
 _CACHE = os.environ.get(
     'NASJAX_TEST_CACHE',

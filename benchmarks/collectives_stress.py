@@ -1,6 +1,6 @@
 r"""Repeats multi-device CPU runs, each in a fresh process under a timeout,
 and counts the runs that hang or fail: the check for XLA:CPU collective
-deadlocks (README, Speed, "Known problem").
+deadlocks (benchmarks/README.md, "Known problem").
 
   python benchmarks/collectives_stress.py --what=step --runs=10 --steps=500
   python benchmarks/collectives_stress.py --what=search --runs=20

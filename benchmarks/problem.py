@@ -67,7 +67,7 @@ def host_cpu() -> str:
 
   Recorded with every measurement: on one CPU device the C=8 steps ran
   1.1-1.3x faster than on two on one 2-core machine and 1.3x slower on
-  another (README, Speed), so a figure means little without the machine.
+  another (benchmarks/README.md), so a figure means little without the machine.
   """
   fields = {}
   try:

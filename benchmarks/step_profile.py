@@ -20,7 +20,7 @@ binaries run (`nasjax.darts.step.staged_search_step`), then prints JSON lines:
   itself opens in TensorBoard's profiler or Perfetto.
 
 One run per invocation: read the figures as a map of the costs; timings on a
-small shared machine drift from run to run (README, Speed).
+small shared machine drift from run to run (benchmarks/README.md).
 """
 
 import collections

@@ -70,7 +70,7 @@ def split_cpu(requested: int, batch_sizes) -> None:
   search on the 2-core machines of the earlier measurements: one device per
   core, with the batch sharded over them, ran the same step
   (tests/parallel_test.py) 1.2-1.4x faster there. On another 2-core machine
-  (README, Speed) the devices' all-reduces and rendezvous cost more than the
+  (benchmarks/README.md) the devices' all-reduces and rendezvous cost more than the
   split gains and one device was 1.1-1.3x faster; `cpu_devices=1` there.
   On tiny inputs (8x8 digits) the split costs more than it gains, so those
   configs ask for 1. Only the CPU platform changes; GPUs and

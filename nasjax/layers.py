@@ -195,7 +195,7 @@ def batch_moments(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]
   two dependent sums of the two-pass form (mean, then the mean of squared
   deviations): on 2 CPU devices a search mixed op's forward compiles to 4
   all-reduces instead of 12, forward + backward to 10 instead of 24, and a
-  C=8 second-order step ran 12 % faster (README, Speed). The value and its
+  C=8 second-order step ran 12 % faster (benchmarks/README.md). The value and its
   derivatives are those of the two-pass form for any constant `shift`; the
   shift only sets the rounding: the relative error of E[d^2] - E[d]^2 is
   about eps * (1 + (E[d] / std)^2), so a shift near the batch mean

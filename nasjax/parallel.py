@@ -33,7 +33,7 @@ DATA_AXIS = 'data'
 # XLA:CPU options for the binaries and benchmarks (`add_xla_flags`). XLA's
 # newer MLIR fusion emitters compiled a C=8, 5-cell search step with 1.3 GiB
 # more peak memory than the classic LLVM emitters and ran it no faster
-# (README, Speed). Only the CPU backend reads them.
+# (benchmarks/README.md). Only the CPU backend reads them.
 XLA_CPU_FLAGS = ('--xla_cpu_use_fusion_emitters=false',)
 
 
@@ -42,8 +42,9 @@ XLA_CPU_FLAGS = ('--xla_cpu_use_fusion_emitters=false',)
 # otherwise. A collective holds its pool thread while it waits for the other
 # devices, so with several CPU devices on a 2-core machine one device's
 # waiting collective can hold a thread that the device it waits for needs:
-# a deadlock, which XLA ends after 40 s by aborting the process (README,
-# Speed: the probable cause of 1 abort in about 17,000 two-device steps).
+# a deadlock, which XLA ends after 40 s by aborting the process (the
+# probable cause of 1 abort in about 17,000 two-device steps:
+# benchmarks/README.md, "Known problem").
 # More threads than cores leave spare threads for the other devices; they
 # cost nothing measurable (idle unless a collective waits), though that
 # they prevent the rare hang is not shown.
@@ -177,7 +178,7 @@ def jit_stage(fn: Callable, mesh: Mesh, *, batch_argnums: Sequence[int] = (),
   small fused loop per leaf. On a CPU mesh it is compiled without LLVM's
   optimisations (`xla_backend_optimization_level=0`): XLA:CPU spends most of
   its compile time optimising those ~300 kernels (the C=8 virtual step: 8.7 s
-  -> 1.8 s, README, Speed), while running them takes milliseconds either
+  -> 1.8 s, benchmarks/README.md), while running them takes milliseconds either
   way. Other backends compile it as usual.
   """
   params = inspect.signature(fn).parameters.values()
@@ -209,7 +210,7 @@ def jit_init(fn: Callable, mesh: Mesh) -> Callable:
   It runs once, on a dummy batch: on a CPU mesh it is compiled without
   LLVM's optimisations, like the `light` stages (the C=8 search network's
   init compiled in 14.5 s instead of 47 s and ran in 0.07 s instead of
-  0.03 s; README, Speed).
+  0.03 s; benchmarks/README.md).
   """
   return jax.jit(fn, out_shardings=replicated(mesh),
                  compiler_options=_quick_compile(mesh))

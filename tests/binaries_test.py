@@ -33,6 +33,14 @@ def _run(binary, variant, args, workdir, timeout=300):
       capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
+def _assert_one_line_error(out, prefix, message):
+  """Exit status 2, no traceback, and the last stderr line is the error."""
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert 'Traceback' not in out.stderr, out.stderr[-3000:]
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith(prefix) and message in last, out.stderr[-3000:]
+
+
 def _corrupt_cifar(path):
   path.mkdir()
   (path / 'data_batch_1').write_bytes(b'not a pickle')
@@ -96,11 +104,7 @@ def test_user_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
   workdir = tmp_path / 'run'
   args = [a.format(**fill) for a in args]
   out = _run(binary, variant, args, workdir)
-  assert out.returncode == 2, out.stderr[-3000:]
-  assert 'Traceback' not in out.stderr, out.stderr[-3000:]
-  last = out.stderr.strip().splitlines()[-1]
-  assert last.startswith('Error: '), out.stderr[-3000:]
-  assert message.format(**fill) in last
+  _assert_one_line_error(out, 'Error: ', message.format(**fill))
   assert not workdir.exists()
 
 
@@ -120,10 +124,7 @@ def test_traceback_flag_shows_the_traceback(tmp_path):
 def test_bad_flag_is_one_line_exit_2(flag, message, tmp_path):
   search = os.path.join(ROOT, 'experiments', 'configs', 'darts_search.py')
   out = _run(SEARCH, 'tiny', [flag.format(search=search)], tmp_path / 'run')
-  assert out.returncode == 2, out.stderr[-3000:]
-  assert 'Traceback' not in out.stderr, out.stderr[-3000:]
-  last = out.stderr.strip().splitlines()[-1]
-  assert last.startswith('Error: bad command-line flag: ') and message in last
+  _assert_one_line_error(out, 'Error: bad command-line flag: ', message)
   assert not (tmp_path / 'run').exists()
 
 

@@ -15,8 +15,8 @@ def base(*, seed: int, batch_size: int, epochs: int, log_every_steps: int,
   # batch over them; 0 = one per core (as many as divide the batch), 1 = no
   # split (the default). At 32x32 on 2 cores the split was 1.3x faster on
   # one kind of machine and 1.1-1.3x slower on another, and slower on 8x8
-  # digits; and two XLA:CPU devices once aborted in a collective deadlock
-  # that has not been reproduced since (README, Speed). Hence opt-in.
+  # digits; and several XLA:CPU devices can, rarely, deadlock in a
+  # collective (benchmarks/README.md, "Known problem"). Hence opt-in.
   c.cpu_devices = 1
   # Global training batch size (over all devices).
   c.batch_size = batch_size

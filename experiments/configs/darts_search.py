@@ -71,7 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Run a 'second_order' or 'finite_difference' step as a few compiled
   # programs (one gradient pass compiled once and called three times, one
   # Hessian-vector product, small updates) instead of one: the same numbers,
-  # faster to compile and less memory (README, Speed). 'first_order' always
+  # faster to compile and less memory (benchmarks/README.md). 'first_order' always
   # runs as one program (staged, its validation pass would also compute a
   # weight gradient it does not need: 2.2x the step time at C=8, 5 cells,
   # 1.2x at C=16, 8 cells).

@@ -17,7 +17,7 @@ e, exactly what a standalone `MixedOp` on that edge would hold
 (tests/darts_model_test.py checks the equivalence). With `remat`, each edge's
 mixed op is recomputed in the backward pass instead of stored: the scan then
 keeps only the edge's input for the backward pass, which on CPU is both
-smaller and faster (README, Speed).
+smaller and faster (benchmarks/README.md).
 
 Not done (yet): the parameter-free ops (pools, zero, identity) give the same
 tensor on every edge leaving one node with one stride and could be computed

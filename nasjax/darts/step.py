@@ -355,7 +355,7 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
 
   Why: XLA compiles one large program much more slowly than its parts. On the
   2-core CPU, the exact second-order step at C=8, 5 cells compiled in about
-  6 minutes as one program (README, Speed). The costs: every pass computes
+  6 minutes as one program (benchmarks/README.md). The costs: every pass computes
   both gradients (the training passes need only the weight gradient, first
   order's validation pass only alpha's, which is why the binaries run first
   order as one program), and XLA cannot overlap or fuse work across the cuts
@@ -436,7 +436,7 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
     JAX keeps the executables, so the first step runs without compiling.
     XLA compiles outside Python's lock: on the 2-core CPU the gradient
     program compiles while the Hessian-vector product is traced, and the two
-    compile side by side (README, Speed). Intermediate values are abstract
+    compile side by side (benchmarks/README.md). Intermediate values are abstract
     (`Lowered.out_info`); the state's values are not used.
     """
     pending = {}  # name -> (compile future, output shapes)

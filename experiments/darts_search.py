@@ -13,11 +13,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import logging  # pylint: disable=g-import-not-at-top
-
-import data
+from nasjax import data
 from experiments import common
 from nasjax import config_checks
+from nasjax import genotype
 from nasjax.darts import search
 
 
@@ -26,11 +25,11 @@ def work(config, workdir):
                                     common.device_count(config.num_devices))
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,
                              config.data.image_shape)
-  summary = search.search(config, workdir, dataset)
-  logging.info('Done: %s', summary)
-  if summary['status'] == 'completed':
-    print(f"genotype: {summary['genotype']}")
-  return summary['status']
+  result = search.search(config, workdir, dataset)
+  if result.status == 'completed':
+    print(f'genotype: {genotype.to_notation(result.genotype)}')
+    print(f"written to {workdir}: genotype.json, genotype_*.svg, alpha.png")
+  return result.status
 
 
 if __name__ == '__main__':

@@ -14,9 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import logging  # pylint: disable=g-import-not-at-top
-
-import data
+from nasjax import data
 from experiments import common
 from nasjax import config_checks
 from nasjax import genotype as genotype_lib
@@ -29,12 +27,11 @@ def work(config, workdir):
   genotype = genotype_lib.load(config.genotype)
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,
                              config.data.image_shape)
-  summary = train.train(config, workdir, dataset, genotype)
-  logging.info('Done: %s', summary)
-  if summary['status'] == 'completed':
-    print(f"test accuracy {summary['test_accuracy']:.4f}, "
-          f"{summary['param_count']} parameters")
-  return summary['status']
+  result = train.train(config, workdir, dataset, genotype)
+  if result.status == 'completed':
+    print(f'test accuracy {result.test_accuracy:.4f}, '
+          f'{result.param_count:,} parameters')
+  return result.status
 
 
 if __name__ == '__main__':

@@ -42,6 +42,12 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
+  def restore_meta(self, step: int) -> dict:
+    """The JSON metadata saved with the checkpoint of `step`."""
+    out = self._manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore()))
+    return out['meta']
+
   def restore_latest(self, template):
     """Restores the newest checkpoint into `template`'s structure/sharding."""
     step = self._manager.latest_step()

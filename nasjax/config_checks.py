@@ -1,7 +1,7 @@
 """Checks of the run configs, before any work: every refusal names its field.
 
 `check_search_config` (a DARTS search), `check_train_config` (retraining a
-genotype) and `check_search_vs_random_config` (both, plus their links) raise
+genotype) and `check_selection_config` (all stages, plus their links) raise
 `errors.ConfigError`. `devices` is the number of devices the run will shard
 its batches over: training batches must divide across them; evaluation
 batches are rounded up to a multiple of it (the padding is masked), so any
@@ -27,7 +27,7 @@ def _check_run(f: errors.Fields, devices: int | None) -> None:
   f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps')
   f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
              'checkpoint_every_steps', 'keep_checkpoints')
-  f.one_of('depthwise_impl', layers.DEPTHWISE_IMPLS)
+  f.one_of('depthwise_impl', ('auto',) + layers.DEPTHWISE_IMPLS)
   if devices is not None:
     f.divisible('batch_size', devices)
   f.get('data.name')
@@ -99,15 +99,25 @@ def check_train_config(config, devices: int | None = None,
   f.half_open('train.label_smoothing', 0, 1)
 
 
-def check_search_vs_random_config(config, search_devices: int | None = None,
-                                  train_devices: int | None = None) -> None:
-  """A search_vs_random config: its search and train parts, and their link."""
+def check_selection_config(config, search_devices: int | None = None,
+                           train_devices: int | None = None) -> None:
+  """A selection config: its search and training parts, and their link."""
   check_search_config(config.search, search_devices, 'config.search')
-  check_train_config(config.train, train_devices, 'config.train')
+  check_train_config(config.candidate_train, train_devices,
+                     'config.candidate_train')
+  check_train_config(config.final_train, train_devices, 'config.final_train')
   f = errors.Fields(config)
-  f.at_least(1, 'num_random')
+  f.at_least(1, 'num_searches')
+  f.at_least(0, 'num_random')
   f.at_least(0, 'random_seed')
-  s, t = config.search.data, config.train.data
-  f.check((s.name, s.data_dir) == (t.name, t.data_dir), 'search.data',
-          'search.data and train.data must name the same dataset (set '
-          '--config.data_dir for both).')
+  f.half_open('validation_fraction', 0, 1)
+  f.check(config.num_searches + config.num_random >= 2, 'num_searches',
+          'num_searches + num_random must be >= 2: there is nothing to '
+          f'compare with {config.num_searches + config.num_random}.')
+  f.check(isinstance(config.final, bool), 'final',
+          f'must be True or False, got {config.final!r}.')
+  stages = (config.search.data, config.candidate_train.data,
+            config.final_train.data)
+  f.check(len({(d.name, d.data_dir) for d in stages}) == 1, 'search.data',
+          'every stage must read the same dataset (set --config.data_dir '
+          'for all).')

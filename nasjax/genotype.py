@@ -357,6 +357,14 @@ def load(spec: str) -> Genotype:
 # ---------------------------------------------------------------- pictures
 
 
+# One colour per op, shared by the cell pictures and `nasjax.plot`.
+OP_COLORS = {'none': '#000000', 'max_pool_3x3': '#1f77b4',
+             'avg_pool_3x3': '#17becf', 'skip_connect': '#7f7f7f',
+             'sep_conv_3x3': '#d62728', 'sep_conv_5x5': '#ff7f0e',
+             'dil_conv_3x3': '#2ca02c', 'dil_conv_5x5': '#9467bd',
+             'sep_conv_7x7': '#8c564b', 'conv_7x1_1x7': '#e377c2'}
+
+
 def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
   """An SVG drawing of one cell: inputs left, nodes middle, output right."""
   steps = len(pairs) // 2
@@ -367,10 +375,7 @@ def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
   out_pos = (20 + gap_x * (1.6 + steps * 0.6), 40 + gap_y * (steps - 1) / 2)
   width = int(out_pos[0] + node_w + 20)
   height = int(40 + gap_y * max(steps - 1, 1) + node_h + 20)
-  colors = {'none': '#999', 'max_pool_3x3': '#1f77b4',
-            'avg_pool_3x3': '#17becf', 'skip_connect': '#7f7f7f',
-            'sep_conv_3x3': '#d62728', 'sep_conv_5x5': '#ff7f0e',
-            'dil_conv_3x3': '#2ca02c', 'dil_conv_5x5': '#9467bd'}
+  colors = OP_COLORS
   parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
            f'height="{height + 30}" font-family="sans-serif" font-size="11">',
            f'<text x="10" y="18" font-size="14">{title}</text>',

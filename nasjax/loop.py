@@ -1,8 +1,10 @@
 """The step loop shared by search and retraining.
 
-`run` drives a jitted step from a start step to a total: it logs a progress
-line with ETA, writes per-step metrics to TensorBoard, calls back at the end
-of every epoch, checkpoints every N steps and at the end, and stops cleanly:
+`run` drives a jitted step from a start step to a total: it reports
+progress with ETA (`nasjax.progress`: a bar or log lines), announces and
+times the first step's compilation, writes per-step metrics to TensorBoard,
+calls back at the end of every epoch, checkpoints every N steps and at the
+end (when there is a checkpointer), and stops cleanly:
 
 * SIGTERM sets a flag; the loop saves a checkpoint after the current step and
   returns with status 'interrupted'. Ctrl-C (KeyboardInterrupt) saves too,
@@ -13,6 +15,8 @@ of every epoch, checkpoints every N steps and at the end, and stops cleanly:
   without saving, so the last checkpoint on disk, if any, is good.
 
 Metrics are fetched one step late, so the host never makes the device wait.
+`resume` restores the latest checkpoint, after checking that it belongs to a
+run with the same config (`config_differences`).
 
 Synopsis:
 
@@ -22,6 +26,7 @@ Synopsis:
 """
 
 import dataclasses
+import json
 import os
 import signal
 import tempfile
@@ -35,6 +40,7 @@ import numpy as np
 from nasjax import checkpoint
 from nasjax import errors
 from nasjax import parallel
+from nasjax import progress as progress_lib
 
 StepFn = Callable[[Any, int], tuple[Any, dict]]
 
@@ -66,9 +72,7 @@ class Interrupt:
       signal.signal(signal.SIGTERM, self._old)
 
 
-def fmt_time(seconds: float) -> str:
-  seconds = int(seconds)
-  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+fmt_time = progress_lib.fmt_time
 
 
 @dataclasses.dataclass
@@ -101,9 +105,10 @@ class _Metrics:
                                step + 1)
     return host
 
-  def epoch_means(self) -> dict[str, float]:
+  def epoch_means(self, reset: bool = True) -> dict[str, float]:
     means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
-    self.sums, self.count = {}, 0
+    if reset:
+      self.sums, self.count = {}, 0
     return means
 
 
@@ -118,49 +123,124 @@ def prepare_workdir(path: str) -> None:
         f'Cannot write to the workdir {path!r}: {e.strerror or e}.') from None
 
 
-def resume(checkpointer: checkpoint.Checkpointer, state, mesh):
-  """The latest checkpoint restored into `state`'s structure, or `state`."""
+# Config fields that may change between a run and its resumption: how the
+# run is driven, logged or laid out on devices, not what it computes.
+RESUMABLE_FIELDS = (
+    'max_steps', 'log_every_steps', 'checkpoint_every_steps',
+    'keep_checkpoints', 'num_devices', 'cpu_devices', 'depthwise_impl',
+    'data.data_dir', 'search.staged', 'search.compile_workers',
+    'search.second_order_impl', 'eval_every_epochs', 'eval_batch_size',
+    'genotype')
+
+
+def _flatten(d: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def config_differences(saved: dict, now: dict,
+                       ignore=RESUMABLE_FIELDS) -> list[str]:
+  """'field: saved -> now' for every field that differs, but `ignore`d ones."""
+  saved = _flatten(json.loads(json.dumps(saved)))
+  now = _flatten(json.loads(json.dumps(now)))
+  return [f'{k}: {saved.get(k, "(absent)")!r} in the workdir, '
+          f'{now.get(k, "(absent)")!r} now'
+          for k in sorted(set(saved) | set(now))
+          if k not in ignore and saved.get(k) != now.get(k)]
+
+
+def resume(checkpointer: checkpoint.Checkpointer, state, mesh,
+           expect: dict | None = None):
+  """(the latest checkpoint restored into `state`'s structure, its metadata),
+  or (`state`, None) if there is none.
+
+  `expect`: metadata entries (e.g. {'config': ..., 'genotype': ...}) that
+  the checkpoint's must equal, up to `RESUMABLE_FIELDS` of the config; a
+  difference is a `errors.ConfigError` naming every differing field, and
+  nothing is restored.
+  """
+  latest = checkpointer.latest_step()
+  if latest is None:
+    return state, None
+  if expect:
+    meta = checkpointer.restore_meta(latest)
+    diffs = []
+    for key, value in expect.items():
+      if key not in meta:
+        continue
+      if isinstance(value, dict) and key == 'config':
+        diffs += config_differences(meta[key], value)
+      elif json.loads(json.dumps(meta[key])) != json.loads(json.dumps(value)):
+        diffs.append(f'{key} differs')
+    if diffs:
+      raise errors.ConfigError(
+          f'The workdir {os.path.dirname(checkpointer.directory)} holds a run '
+          f'(step {latest}) with a different setting, so it cannot be '
+          f'resumed: {"; ".join(diffs)}. Use another workdir, or the '
+          'settings of that run.')
   restored, meta = checkpointer.restore_latest(state)
-  if restored is None:
-    return state
   logging.info('Resumed from step %d (%s).', meta['step'],
                checkpointer.directory)
-  return parallel.replicate(restored, mesh)
+  return parallel.replicate(restored, mesh), meta
 
 
 def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
-        step: StepFn, checkpointer: checkpoint.Checkpointer,
+        step: StepFn, checkpointer: checkpoint.Checkpointer | None,
         meta_for: Callable[[Any], dict],
         end_of_epoch: Callable[[Any, int, dict], None] | None = None,
         writer=None, learning_rate: Callable[[int], Any] | None = None,
-        log_every: int = 50, checkpoint_every: int = 1000) -> Result:
+        log_every: int = 50, checkpoint_every: int = 1000,
+        report: progress_lib.Progress | None = None,
+        first_step_compiles: str | None = None,
+        resumed_meta: dict | None = None) -> Result:
   """Runs steps [start, total_steps) of `step(state, i) -> (state, metrics)`.
 
   Args:
     state: the (device) state at step `start`.
     start, total_steps: the step range.
     steps_per_epoch: `end_of_epoch(state, epoch, mean_metrics)` is called
-      after every `steps_per_epoch` steps and after the last step.
+      after every `steps_per_epoch` steps and after the last step (then
+      possibly for a part of an epoch, which a resumed run calls again for
+      the whole epoch).
     step: one step; it fetches its own batches.
-    checkpointer: where checkpoints go.
+    checkpointer: where checkpoints go; None: nowhere (nothing is saved).
     meta_for: state -> the JSON metadata saved with a checkpoint.
     end_of_epoch: optional epoch callback.
     writer: a tensorboardX SummaryWriter or None (other hosts).
     learning_rate: step -> lr, logged if given.
     log_every, checkpoint_every: in steps.
+    report: where progress goes (a `progress.Progress`; default log lines).
+    first_step_compiles: if set, the first call of `step` compiles this
+      (e.g. 'the search step'): it is announced and timed.
+    resumed_meta: the metadata of the checkpoint the state was restored
+      from: the metric sums of an epoch it interrupted continue from there,
+      so epoch means equal those of an uninterrupted run.
   """
+  report = report or progress_lib.Progress('lines')
   metrics_acc = _Metrics(writer, learning_rate)
+  partial = (resumed_meta or {}).get('partial_epoch')
+  if partial:
+    metrics_acc.sums, metrics_acc.count = dict(partial['sums']), partial['count']
   step_times, pending, last_epoch = [], None, {}
-  last_saved = checkpointer.latest_step()
+  last_saved = checkpointer.latest_step() if checkpointer else None
   status = 'completed'
 
   def check(metrics, i):
     if not bool(metrics['finite']):
       values = {k: float(v) for k, v in metrics.items()}
-      latest = checkpointer.latest_step()
-      kept = ('no checkpoint exists yet, so nothing is kept' if latest is None
-              else f'the last good checkpoint (step {latest}) in '
-              f'{checkpointer.directory} is kept')
+      latest = checkpointer.latest_step() if checkpointer else None
+      if checkpointer is None:
+        kept = 'no workdir was given, so nothing was saved'
+      elif latest is None:
+        kept = 'no checkpoint exists yet, so nothing is kept'
+      else:
+        kept = (f'the last good checkpoint (step {latest}) in '
+                f'{checkpointer.directory} is kept')
       raise NonFiniteError(
           f'Non-finite loss or gradient at step {i} ({values}). The run '
           f'stopped; the state was not updated with it and {kept}.')
@@ -176,30 +256,47 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
 
   def save(st):
     nonlocal last_saved
-    checkpointer.save(st, meta_for(st))
+    if checkpointer is None:
+      return
+    meta = meta_for(st)
+    # Every pending metric is flushed by now: the sums are those of the
+    # steps of the current epoch up to this one.
+    meta['partial_epoch'] = {'sums': metrics_acc.sums,
+                             'count': metrics_acc.count}
+    checkpointer.save(st, meta)
     last_saved = int(jax.device_get(st.step))
 
+  def close():
+    report.end()
+    if checkpointer is not None:
+      checkpointer.close()
+
+  report.begin(start, total_steps)
   with Interrupt() as interrupt:
     try:
       for i in range(start, total_steps):
         t = time.time()
+        if i == start and first_step_compiles:
+          report.compiling(first_step_compiles)
         state, metrics = step(state, i)
+        if i == start and first_step_compiles:
+          report.compiled(first_step_compiles)
         flush()  # The previous step's metrics: ready by now.
         pending = (metrics, i)
         jax.block_until_ready(metrics)
         step_times.append(time.time() - t)
         done = i + 1
+        host = None
         if done % log_every == 0 or done == total_steps:
           host = flush()
-          rate = float(np.median(step_times[-20:]))
-          logging.info(
-              'step %d/%d (%.0f%%) %s | %.2f s/step | ETA %s', done,
-              total_steps, 100 * done / total_steps,
-              ' '.join(f'{k}={v:.4f}' for k, v in sorted(host.items())), rate,
-              fmt_time(rate * (total_steps - done)))
+        report.step(done, total_steps, host,
+                    float(np.median(step_times[-20:])))
         if done % steps_per_epoch == 0 or done == total_steps:
           flush()
-          last_epoch = metrics_acc.epoch_means()
+          # A run that stops mid-epoch (max_steps) reports the epoch so far
+          # and keeps its sums, which the checkpoint saves for a resumption.
+          last_epoch = metrics_acc.epoch_means(
+              reset=done % steps_per_epoch == 0)
           if end_of_epoch is not None:
             end_of_epoch(state, (done - 1) // steps_per_epoch, last_epoch)
         if (done % checkpoint_every == 0 or done == total_steps or
@@ -207,15 +304,18 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
           flush()
           save(state)
         if interrupt.requested:
-          logging.warning('SIGTERM: saved step %d, stopping.', done)
+          logging.warning('SIGTERM: saved step %s, stopping.', last_saved)
           status = 'interrupted'
           break
     except KeyboardInterrupt:
       if pending is not None:
         check(*pending)
       save(state)
-      logging.warning('Interrupted: saved step %d.', last_saved)
-      checkpointer.close()
+      logging.warning('Interrupted: saved step %s.', last_saved)
+      close()
       raise
-  checkpointer.close()
+    except BaseException:
+      report.end()
+      raise
+  close()
   return Result(state, status, start, last_saved, step_times, last_epoch)

@@ -20,7 +20,7 @@ from nasjax import genotype as G
 from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEARCH, TRAIN, SVR = 'darts_search', 'darts_train', 'search_vs_random'
+SEARCH, TRAIN, SELECT = 'darts_search', 'darts_train', 'selection'
 
 
 def _run(binary, variant, args, workdir, timeout=300):
@@ -88,8 +88,8 @@ CASES = {
                    "unknown op 'sep_conv_9x9'"),
     'drop_path': (TRAIN, 'tiny', ['--config.train.drop_path_prob=1.5'],
                   'config.train.drop_path_prob must be in [0, 1)'),
-    'svr_missing_data_dir': (SVR, 'cifar10_subset', [],
-                             'set --config.data_dir='),
+    'selection_missing_data_dir': (SELECT, 'svr_cifar10_subset', [],
+                                   'set --config.data_dir='),
 }
 
 

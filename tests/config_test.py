@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-import data
-from experiments.configs import darts_search
-from experiments.configs import darts_train
-from experiments.configs import search_vs_random
+from nasjax import data
+from nasjax.configs import darts_search
+from nasjax.configs import darts_train
+from nasjax.configs import selection
 from nasjax import config_checks
 from nasjax import errors
 from nasjax import parallel
@@ -26,9 +26,9 @@ def test_every_shipped_config_fits_1_2_4_8_devices(devices):
                                       devices)
   for variant in darts_train.VARIANTS:
     config_checks.check_train_config(darts_train.get_config(variant), devices)
-  for variant in search_vs_random.VARIANTS:
-    config_checks.check_search_vs_random_config(
-        search_vs_random.get_config(variant), devices, devices)
+  for variant in selection.VARIANTS:
+    config_checks.check_selection_config(selection.get_config(variant),
+                                         devices, devices)
 
 
 def test_no_shipped_config_points_outside_the_repository():
@@ -36,14 +36,15 @@ def test_no_shipped_config_points_outside_the_repository():
              [darts_train.get_config(v) for v in darts_train.VARIANTS])
   for c in configs:
     assert c.data.data_dir == '', c.data.data_dir
-  for v in search_vs_random.VARIANTS:
-    assert search_vs_random.get_config(v).data_dir == ''
+  for v in selection.VARIANTS:
+    assert selection.get_config(v).data_dir == ''
 
 
-def test_search_vs_random_data_dir_sets_both_stages():
-  c = search_vs_random.get_config('cifar10_subset')
+def test_selection_data_dir_sets_every_stage():
+  c = selection.get_config('darts_cifar10_subset')
   c.data_dir = '/data/cifar'
-  assert c.search.data.data_dir == c.train.data.data_dir == '/data/cifar'
+  assert (c.search.data.data_dir == c.candidate_train.data.data_dir ==
+          c.final_train.data.data_dir == '/data/cifar')
 
 
 @pytest.mark.parametrize('field,value,message', [

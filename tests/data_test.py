@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-import data
-from data import pipeline
+from nasjax import data
+from nasjax.data import pipeline
 from tests.conftest import CIFAR_DIR
 from tests.conftest import require_data
 

@@ -10,9 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-import data
-from data import pipeline
-from experiments.configs import darts_train as configs
+from nasjax import data
+from nasjax.data import pipeline
+from nasjax.configs import darts_train as configs
 from nasjax import augment
 from nasjax import checkpoint
 from nasjax import genotype as G
@@ -47,9 +47,9 @@ def test_resume_equals_uninterrupted(tmp_path):
   a = train.train(_config(max_steps=4), str(straight), ds, GENOTYPE)
   train.train(_config(max_steps=2), str(split), ds, GENOTYPE)
   b = train.train(_config(max_steps=4), str(split), ds, GENOTYPE)
-  assert a['start_step'] == 0 and b['start_step'] == 2  # Really resumed.
-  assert a['step'] == b['step'] == 4
-  assert a['test_accuracy'] == b['test_accuracy']
+  assert a.summary['start_step'] == 0 and b.summary['start_step'] == 2
+  assert a.summary['step'] == b.summary['step'] == 4
+  assert a.test_accuracy == b.test_accuracy
   sa, _ = _restore(str(straight), _config())
   sb, _ = _restore(str(split), _config())
   chex.assert_trees_all_equal(jax.device_get(sa.checkpoint_items()),
@@ -127,42 +127,81 @@ def test_eval_batches_cover_every_example_once():
       got[0]['label'])
 
 
+def _table_rows(text):
+  return {cells[0]: cells[1:] for cells in (
+      [c.strip() for c in line.strip('|').split('|')]
+      for line in text.splitlines() if line.startswith('| ')
+      and not line.startswith('| candidate'))}
+
+
 def test_search_vs_random_tiny_end_to_end(tmp_path):
-  from experiments.configs import search_vs_random as svr_configs  # pylint: disable=g-import-not-at-top
-  from nasjax.final import search_vs_random  # pylint: disable=g-import-not-at-top
-  config = svr_configs.get_config('tiny')
-  config.search.num_devices = config.train.num_devices = 1
-  summary = search_vs_random.run(config, str(tmp_path),
-                                 data.get_dataset('digits'))
-  names = [r['name'] for r in summary['rows']]
-  assert names == ['searched', 'random_0', 'random_1']
-  genotypes = [G.from_dict(r['genotype']) for r in summary['rows']]
+  from nasjax.configs import selection as configs_lib  # pylint: disable=g-import-not-at-top
+  from nasjax.final import selection  # pylint: disable=g-import-not-at-top
+  config = configs_lib.get_config('svr_tiny')
+  config.search.num_devices = config.candidate_train.num_devices = 1
+  result = selection.run(config, str(tmp_path), data.get_dataset('digits'))
+  names = [r['name'] for r in result.rows]
+  assert names == ['searched_0', 'random_0', 'random_1']
+  assert result.metric == 'test_accuracy' and result.final is None
+  genotypes = [G.from_dict(r['genotype']) for r in result.rows]
   assert genotypes[0] == G.from_dict(
-      json.loads((tmp_path / 'search' / 'genotype.json').read_text()))
+      json.loads((tmp_path / 'search_0' / 'genotype.json').read_text()))
   assert genotypes[1] != genotypes[2]
   # Every genotype was trained: its training accuracy over the 60 steps
   # (960 examples; one standard deviation of chance accuracy is 0.01) is
   # well above chance (0.1). Not the test accuracy: after 60 steps the
   # running BatchNorm statistics that inference uses are still far off.
-  results = {n: json.loads((tmp_path / f'train_{n}' / 'results.json')
+  results = {n: json.loads((tmp_path / f'candidate_{n}' / 'results.json')
                            .read_text()) for n in names}
   for n in names:
-    assert results[n]['step'] == config.train.max_steps
+    assert results[n]['step'] == config.candidate_train.max_steps
+    assert results[n]['test_examples'] == len(data.get_dataset('digits').test)
     assert results[n]['last_epoch_metrics']['accuracy'] > 0.15, (
         n, results[n])
   # The table and the summary report the per-genotype results files.
   table = (tmp_path / 'results.md').read_text()
-  rows = {cells[0]: cells[1:] for cells in (
-      [c.strip() for c in line.strip('|').split('|')]
-      for line in table.splitlines() if line.startswith('| ')
-      and not line.startswith('| genotype'))}
+  assert table.strip() == result.table
+  rows = _table_rows(table)
   assert set(rows) == set(names)
   for n in names:
-    assert rows[n] == [f"{results[n]['test_accuracy']:.4f}",
-                       f"{results[n]['param_count']:,}"]
+    assert rows[n][1:] == [f"{results[n]['test_accuracy']:.4f}",
+                           f"{results[n]['param_count']:,}"]
   rand = [results[n]['test_accuracy'] for n in names[1:]]
-  searched = results['searched']['test_accuracy']
-  assert summary['searched_test_accuracy'] == searched
-  assert summary['random_mean'] == pytest.approx(np.mean(rand))
-  assert summary['searched_rank'] == 1 + sum(a > searched for a in rand)
+  searched = results['searched_0']['test_accuracy']
+  summary = result.summary
+  assert summary['random']['mean'] == pytest.approx(np.mean(rand))
+  assert summary['search_ranks_among_random']['searched_0'] == 1 + sum(
+      a > searched for a in rand)
   assert f'random (2): mean {np.mean(rand):.4f}' in table
+
+
+def test_darts_protocol_tiny_selects_on_held_out_data(tmp_path):
+  """Two searches with seeds 2 and 3, each candidate trained on 75 % of the
+  training split and compared on the other 25 % (never on the test split),
+  the best trained on all of it and tested."""
+  from nasjax.configs import selection as configs_lib  # pylint: disable=g-import-not-at-top
+  from nasjax.final import selection  # pylint: disable=g-import-not-at-top
+  config = configs_lib.get_config('darts_tiny')
+  for stage in (config.search, config.candidate_train, config.final_train):
+    stage.num_devices = 1
+  ds = data.get_dataset('digits')
+  result = selection.run(config, str(tmp_path), ds)
+  assert [r['name'] for r in result.rows] == ['searched_0', 'searched_1']
+  assert [r['seed'] for r in result.rows] == [2, 3]
+  assert result.metric == 'validation_accuracy'
+  held_out = len(ds.train) - int(round(len(ds.train) * 0.75))
+  for r in result.rows:
+    res = json.loads((tmp_path / f"candidate_{r['name']}" / 'results.json')
+                     .read_text())
+    assert res['test_examples'] == held_out  # Compared on held-out data.
+    assert res['test_accuracy'] == r['validation_accuracy']
+  best = max(result.rows, key=lambda r: r['validation_accuracy'])
+  assert result.chosen == best['name']
+  final = json.loads((tmp_path / f"final_{best['name']}" / 'results.json')
+                     .read_text())
+  assert final['test_examples'] == len(ds.test)
+  assert G.from_dict(final['genotype']) == G.from_dict(best['genotype'])
+  assert result.final.test_accuracy == final['test_accuracy']
+  assert 'final: ' + best['name'] in result.table
+  # Different seeds searched differently.
+  assert result.searches[0].genotype != result.searches[1].genotype

@@ -92,12 +92,12 @@ def test_splitting_the_cpu_sizes_xla_thread_pool(monkeypatch):
   """Several CPU devices get a thread pool with spare threads ($NPROC), so
   that a collective waiting on one device cannot starve the others; a value
   the user set wins, and one device changes nothing."""
-  from experiments import common  # pylint: disable=g-import-not-at-top
+  from nasjax import platform  # pylint: disable=g-import-not-at-top
   monkeypatch.delenv('NPROC', raising=False)
   monkeypatch.setenv('XLA_FLAGS', '')
-  common.split_cpu(1, [32])
+  platform.split_cpu(1, [32])
   assert 'NPROC' not in os.environ
-  common.split_cpu(2, [32])
+  platform.split_cpu(2, [32])
   assert os.environ['NPROC'] == str(max(os.cpu_count(),
                                         2 * parallel.CPU_THREADS_PER_DEVICE))
   assert '--xla_force_host_platform_device_count=2' in os.environ['XLA_FLAGS']

@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-import data
-from experiments.configs import darts_search as configs
+from nasjax import data
+from nasjax.configs import darts_search as configs
 from nasjax import checkpoint
 from nasjax.darts import search
 from tests import helpers
@@ -54,8 +54,9 @@ def test_resume_equals_uninterrupted(tmp_path, arch_mode):
                         str(split), ds)
   b = search.search(_config(max_steps=3, num_devices=1, **mode), str(split),
                     ds)
-  assert (a['start_step'], first['start_step'], b['start_step']) == (0, 0, 2)
-  assert a['step'] == b['step'] == 3
+  assert (a.summary['start_step'], first.summary['start_step'],
+          b.summary['start_step']) == (0, 0, 2)
+  assert a.summary['step'] == b.summary['step'] == 3
   a_state, meta_a = _restore(str(straight), _config())
   b_state, meta_b = _restore(str(split), _config())
   assert meta_a['step'] == meta_b['step'] == 3
@@ -70,7 +71,7 @@ def test_finite_difference_option_runs_in_the_search(tmp_path):
   config = _config(max_steps=2, num_devices=1,
                    **{'search.arch_mode': 'finite_difference'})
   summary = search.search(config, str(tmp_path), ds)
-  assert summary['status'] == 'completed' and summary['step'] == 2
+  assert summary.status == 'completed' and summary.summary['step'] == 2
   state, meta = _restore(str(tmp_path), config)
   assert meta['step'] == 2
   chex.assert_tree_all_finite(state.alpha)
@@ -159,10 +160,10 @@ def test_sigterm_saves_before_exit(tmp_path):
     summary = search.search(config, str(tmp_path), ds)
   finally:
     search.pipeline.batches = orig
-  assert summary['status'] == 'interrupted'
-  assert 0 < summary['step'] < 50
+  assert summary.status == 'interrupted'
+  assert 0 < summary.summary['step'] < 50
   _, meta = _restore(str(tmp_path), config)
-  assert meta['step'] == summary['step']
+  assert meta['step'] == summary.summary['step']
   # Not finished: no final genotype or results files.
   for name in ('genotype.json', 'genotype.txt', 'genotype_normal.svg',
                'results.json'):
@@ -170,10 +171,10 @@ def test_sigterm_saves_before_exit(tmp_path):
 
 
 def test_cpu_split_divides_every_batch():
-  from experiments import common  # pylint: disable=g-import-not-at-top
-  assert common.cpu_devices([32], cores=2) == 2
-  assert common.cpu_devices([32, 339], cores=2) == 1
-  assert common.cpu_devices([96, 500], cores=16) == 4
+  from nasjax import platform  # pylint: disable=g-import-not-at-top
+  assert platform.cpu_devices_dividing([32], cores=2) == 2
+  assert platform.cpu_devices_dividing([32, 339], cores=2) == 1
+  assert platform.cpu_devices_dividing([96, 500], cores=16) == 4
 
 
 def test_staged_unrolled_is_a_clear_error(tmp_path):

@@ -1,43 +1,53 @@
-"""The DARTS search loop: data, jitted steps, logs, checkpoints, genotypes.
+"""The DARTS search loop: data, jitted steps, progress, checkpoints, history.
 
 `search(config, workdir, dataset)` runs (or resumes) a search and returns a
-summary. It writes into `workdir`:
+`SearchResult` (final state, genotype, per-epoch history). With a workdir it
+writes:
 
   checkpoints/          orbax checkpoints (exact resume: state + data position)
-  tb/                   TensorBoard events: losses, accuracies, lr, softmax(alpha)
+  history.json          the per-epoch history (`nasjax.history`)
+  tb/                   TensorBoard: losses, accuracies, lr; softmax(alpha) as
+                        one chart per edge (CUSTOM SCALARS) and a labelled
+                        matrix per epoch (IMAGES)
   genotypes/epoch_NNN.{json,txt} and _normal/_reduce.svg pictures, per epoch
-  genotype.{json,txt}, genotype_{normal,reduce}.svg, results.json at the end
-                        (of a completed search only)
+  genotype.{json,txt}, genotype_{normal,reduce}.svg, alpha.png (softmax(alpha)
+                        over the epochs), results.json: at the end of a
+                        completed search only
 
-SIGTERM and Ctrl-C save a checkpoint before leaving. A non-finite loss or
-gradient stops the run with `loop.NonFiniteError`; the state is never
-updated with it
+Without a workdir nothing is written. SIGTERM and Ctrl-C save a checkpoint
+before leaving. A non-finite loss or gradient stops the run with
+`loop.NonFiniteError`; the state is never updated with it
 (`train_state.keep_if_finite`) and no checkpoint is written after it, so the
 last one on disk is good (`nasjax.loop`).
 
 Synopsis:
 
-  summary = search(config, '/tmp/run', data.get_dataset('digits'))
+  result = search(config, '/tmp/run', data.load('digits'))
+  result.genotype, result.history[-1].alpha['normal']
 """
 
+import dataclasses
 import functools
 import json
 import os
 import time
+from typing import Callable
 
-from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
-from data import pipeline
+from nasjax.data import pipeline
 from nasjax import augment
 from nasjax import checkpoint
 from nasjax import config_checks
 from nasjax import genotype as genotype_lib
+from nasjax import history as history_lib
 from nasjax import layers
 from nasjax import loop
 from nasjax import parallel
+from nasjax import platform
+from nasjax import progress as progress_lib
 from nasjax.darts import model as model_lib
 from nasjax.darts import optim
 from nasjax.darts import step as step_lib
@@ -48,7 +58,7 @@ from nasjax.train_state import SearchState
 def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
           steps_per_epoch: int):
   """Model, space, optimisers, preprocessing and the lr schedule."""
-  layers.set_depthwise_impl(config.depthwise_impl)
+  layers.set_depthwise_impl(platform.depthwise_impl(config.depthwise_impl))
   space = darts_cell.DartsCellSpace(tuple(config.search_space.primitives),
                                     steps=config.search_space.steps)
   model = model_lib.SearchNetwork(space, config.model.channels,
@@ -84,22 +94,91 @@ def init_state(model, space, tx, arch_tx, image_shape, seed, mesh):
   return parallel.jit_init(init, mesh)()
 
 
-def search(config: ml_collections.ConfigDict, workdir: str,
-           dataset: pipeline.Dataset) -> dict:
-  """Runs or resumes a DARTS search in `workdir`. Returns a summary dict.
+@dataclasses.dataclass
+class SearchResult:
+  """What a search returns.
 
-  Raises `errors.UserError` (config, data, workdir) before any work, and
-  `loop.NonFiniteError` if a step is not finite. The summary's `status` is
-  'completed' or 'interrupted' (SIGTERM; a checkpoint was saved): only a
-  completed search writes `genotype.*` and `results.json`.
+  Attributes:
+    status: 'completed' or 'interrupted' (SIGTERM; a checkpoint was saved).
+    genotype: derived from the final alpha.
+    history: one `history.EpochRecord` per epoch (softmax(alpha) per edge,
+      mean losses and accuracies, the genotype at that epoch), including the
+      epochs of earlier runs of a resumed workdir.
+    state: the final `SearchState` (weights, alpha, optimiser states), on
+      the devices.
+    space: the search space (edges, primitives).
+    summary: steps, timings, devices, last epoch's metrics (results.json).
+    workdir: where files went, or None.
   """
+  status: str
+  genotype: genotype_lib.Genotype
+  history: list[history_lib.EpochRecord]
+  state: SearchState
+  space: darts_cell.DartsCellSpace
+  summary: dict
+  workdir: str | None = None
+
+  @property
+  def alpha(self) -> dict[str, np.ndarray]:
+    """softmax(alpha) of the final state: cell type -> [edges, ops]."""
+    return history_lib.softmax(parallel.to_host(self.state.alpha))
+
+
+def _tensorboard(workdir, space):
+  """One writer; a multi-line chart per edge (every op's softmax weight)."""
+  from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  writer = SummaryWriter(os.path.join(workdir, 'tb'))
+  layout = {}
+  for t in ('normal', 'reduce'):
+    layout[f'alpha {t}'] = {
+        f'node {i} <- input {j}': ['Multiline', [
+            f'alpha_{t}/node{i}_input{j}/{op}' for op in space.primitives]]
+        for i, j in space.edges()}
+  writer.add_custom_scalars(layout)
+  return writer
+
+
+def _write_alpha(writer, record, space):
+  for t, w in record.alpha.items():
+    for e, (i, j) in enumerate(space.edges()):
+      for k, op in enumerate(space.primitives):
+        writer.add_scalar(f'alpha_{t}/node{i}_input{j}/{op}', float(w[e, k]),
+                          record.step)
+  from nasjax import plot  # pylint: disable=g-import-not-at-top
+  writer.add_figure('alpha', plot.alpha_matrix(record, space), record.step,
+                    close=True)
+
+
+def search(config: ml_collections.ConfigDict, workdir: str | None,
+           dataset: pipeline.Dataset, *,
+           callback: Callable[[list[history_lib.EpochRecord]], None]
+           | None = None,
+           progress: str = 'auto') -> SearchResult:
+  """Runs (or, in a used workdir, resumes) a DARTS search.
+
+  Args:
+    config: a darts_search config (`nasjax.configs.search`).
+    workdir: where checkpoints, TensorBoard events, genotypes and the
+      history go; None: nothing is written and nothing can be resumed.
+    dataset: its training split is divided into the weight and alpha halves.
+    callback: called with the history (a list of `EpochRecord`) after every
+      epoch, e.g. to plot it live.
+    progress: 'auto', 'bar', 'lines' or 'none' (`nasjax.progress`).
+
+  Raises `errors.UserError` (config, data, workdir, a workdir holding a run
+  with another config) before any work, and `loop.NonFiniteError` if a step
+  is not finite. Only a completed search writes `genotype.*`, `alpha.png`
+  and `results.json`.
+  """
+  report = progress_lib.Progress(progress, 'search')
   mesh = parallel.make_mesh(config.num_devices or None)
   config_checks.check_search_config(config, mesh.devices.size)
   pipeline.check_image_shape(dataset, config.data.image_shape)
   train, val = pipeline.search_split(dataset.train, config.data.train_portion)
   per_epoch = min(pipeline.steps_per_epoch(train, config.batch_size),
                   pipeline.steps_per_epoch(val, config.batch_size))
-  loop.prepare_workdir(workdir)
+  if workdir is not None:
+    loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
@@ -107,10 +186,18 @@ def search(config: ml_collections.ConfigDict, workdir: str,
 
   state = init_state(model, space, tx, arch_tx, dataset.image_shape,
                      config.seed, mesh)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
-                                 config.keep_checkpoints)
-  state = loop.resume(ckpt, state, mesh)
+  ckpt, records, meta = None, [], None
+  if workdir is not None:
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                   config.keep_checkpoints)
+    state, meta = loop.resume(ckpt, state, mesh,
+                        expect={'config': config.to_dict()})
   start = int(jax.device_get(state.step))
+  if workdir is not None:
+    records = history_lib.load(workdir, start)
+    if start:
+      report.message(f'Resuming the search in {workdir} at step {start} of '
+                     f'{total_steps}.')
 
   is_weights = config.search.arch_mode == 'weights_only'
   if is_weights:
@@ -138,10 +225,9 @@ def search(config: ml_collections.ConfigDict, workdir: str,
                             **batch_args)
 
   writer = None
-  if pidx == 0:
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    writer = SummaryWriter(os.path.join(workdir, 'tb'))
-  os.makedirs(os.path.join(workdir, 'genotypes'), exist_ok=True)
+  if workdir is not None and pidx == 0:
+    writer = _tensorboard(workdir, space)
+    os.makedirs(os.path.join(workdir, 'genotypes'), exist_ok=True)
 
   def meta_for(st):
     step = int(jax.device_get(st.step))
@@ -151,23 +237,28 @@ def search(config: ml_collections.ConfigDict, workdir: str,
             'genotype': genotype_lib.to_dict(g),
             'config': config.to_dict()}
 
-  def end_of_epoch(st, epoch, sums):
+  def end_of_epoch(st, epoch, means):
     alpha = parallel.to_host(st.alpha)
     g = genotype_lib.from_alpha(alpha, space)
-    genotype_lib.write_files(
-        g, os.path.join(workdir, 'genotypes', f'epoch_{epoch:03d}'))
-    logging.info('epoch %d genotype: %s', epoch, genotype_lib.to_notation(g))
+    record = history_lib.EpochRecord(
+        epoch=epoch, step=int(jax.device_get(st.step)), train=dict(means),
+        alpha=history_lib.softmax(alpha), genotype=g)
+    history_lib.add(records, record)
+    report.message(
+        f'epoch {epoch}: ' + ' '.join(f'{k}={v:.4f}' for k, v in
+                                      sorted(means.items())) +
+        f' | genotype {genotype_lib.to_notation(g)}')
+    if workdir is not None and pidx == 0:
+      genotype_lib.write_files(
+          g, os.path.join(workdir, 'genotypes', f'epoch_{epoch:03d}'))
+      history_lib.save(workdir, records)
     if writer is not None:
-      step = int(jax.device_get(st.step))
-      for k, v in sums.items():
-        writer.add_scalar(f'epoch/{k}', v, step)
-      for t, a in alpha.items():
-        w = np.exp(a - a.max(-1, keepdims=True))
-        w /= w.sum(-1, keepdims=True)
-        for e, (i, j) in enumerate(space.edges()):
-          writer.add_scalars(f'alpha_{t}/node{i}_input{j}',
-                             dict(zip(space.primitives, w[e].tolist())), step)
+      for k, v in means.items():
+        writer.add_scalar(f'epoch/{k}', v, record.step)
+      _write_alpha(writer, record, space)
       writer.flush()
+    if callback is not None:
+      callback(list(records))
 
   def one_step(st, i):
     _, tb = next(train_it)
@@ -177,14 +268,19 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     _, vb = next(val_it)
     return step_fn(st, tb, parallel.shard_batch(vb, mesh))
 
-  if hasattr(step_fn, 'precompile') and start < total_steps:
-    t = time.time()
+  what = (f'the {config.search.arch_mode} search step (C={config.model.channels}'
+          f', {config.model.layers} cells, batch {config.batch_size} on '
+          f'{mesh.devices.size} {jax.default_backend().upper()} device'
+          f'{"s" if mesh.devices.size > 1 else ""})')
+  staged = hasattr(step_fn, 'precompile')
+  if staged and start < total_steps:
+    report.compiling(what)
     batch = parallel.abstract_batch(
         {'image': train.images, 'label': train.labels}, config.batch_size,
         mesh)
     step_fn.precompile(state, batch, batch,
                        workers=config.search.compile_workers)
-    logging.info('Compiled the staged step in %.1f s.', time.time() - t)
+    report.compiled(what)
 
   t0 = time.time()
   result = loop.run(state, start=start, total_steps=total_steps,
@@ -193,7 +289,9 @@ def search(config: ml_collections.ConfigDict, workdir: str,
                     end_of_epoch=end_of_epoch, writer=writer,
                     learning_rate=schedule,
                     log_every=config.log_every_steps,
-                    checkpoint_every=config.checkpoint_every_steps)
+                    checkpoint_every=config.checkpoint_every_steps,
+                    report=report, resumed_meta=meta,
+                    first_step_compiles=None if staged else what)
   state, step_times = result.state, result.step_times
   if writer is not None:
     writer.close()
@@ -212,9 +310,14 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       'genotype': genotype_lib.to_dict(g),
       'last_epoch_metrics': result.last_epoch,
   }
-  if result.status != 'completed':
-    return summary  # Not finished: no final genotype or results files.
+  out = SearchResult(result.status, g, records, state, space, summary, workdir)
+  if result.status != 'completed' or workdir is None or pidx != 0:
+    return out  # Not finished (or nowhere to write): no final files.
   genotype_lib.write_files(g, os.path.join(workdir, 'genotype'))
+  if records:
+    from nasjax import plot  # pylint: disable=g-import-not-at-top
+    plot.save(plot.alpha_history(records, space),
+              os.path.join(workdir, 'alpha.png'))
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump(summary, f, indent=1)
-  return summary
+  return out

@@ -1,13 +1,15 @@
 """Training a discrete network from scratch: the loop, evaluation, results.
 
 `train(config, workdir, dataset, genotype)` runs (or resumes) the DARTS
-evaluation protocol for a genotype and returns a summary. It writes into
-`workdir`:
+evaluation protocol for a genotype and returns a `TrainResult` (test
+accuracy, parameter count, per-epoch history, final state). With a workdir
+it writes:
 
   checkpoints/        orbax checkpoints (exact resume: state + data position)
   tb/                 TensorBoard events: train loss/accuracy, lr, drop-path
                       probability, test loss/accuracy
   genotype.{json,txt} and genotype_{normal,reduce}.svg: what was trained
+  history.json        per-epoch training means and test metrics
   results.json        test accuracy, parameter counts (with and without the
                       auxiliary head), steps, wall time
 
@@ -18,28 +20,33 @@ non-finite loss stops the run and keeps the last good checkpoint
 
 Synopsis:
 
-  summary = train(config, '/tmp/run', data.get_dataset('cifar10', path),
-                  genotype.load('DARTS_V2'))
+  result = train(config, '/tmp/run', data.load('cifar10', path),
+                 genotype.load('DARTS_V2'))
+  result.test_accuracy
 """
 
+import dataclasses
 import functools
 import json
 import os
 import time
+from typing import Callable
 
-from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
-from data import pipeline
+from nasjax.data import pipeline
 from nasjax import augment
 from nasjax import checkpoint
 from nasjax import config_checks
 from nasjax import genotype as genotype_lib
+from nasjax import history as history_lib
 from nasjax import layers
 from nasjax import loop
 from nasjax import parallel
+from nasjax import platform
+from nasjax import progress as progress_lib
 from nasjax.darts import optim
 from nasjax.final import network
 from nasjax.final import step as step_lib
@@ -51,7 +58,7 @@ NETWORKS = {'cifar': network.NetworkCIFAR, 'imagenet': network.NetworkImageNet}
 def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
           genotype: genotype_lib.Genotype, steps_per_epoch: int):
   """Model, optimiser, preprocessing, lr and drop-path schedules."""
-  layers.set_depthwise_impl(config.depthwise_impl)
+  layers.set_depthwise_impl(platform.depthwise_impl(config.depthwise_impl))
   m = config.model
   if m.kind not in NETWORKS:
     raise ValueError(f'Unknown model.kind {m.kind!r}; valid: {sorted(NETWORKS)}.')
@@ -111,15 +118,54 @@ def evaluate(eval_fn, state, split: pipeline.Split, batch_size: int,
           'accuracy': float(sums['correct']) / count, 'examples': int(count)}
 
 
-def train(config: ml_collections.ConfigDict, workdir: str,
-          dataset: pipeline.Dataset, genotype: genotype_lib.Genotype) -> dict:
-  """Trains `genotype` from scratch (or resumes) in `workdir`; returns a summary.
+@dataclasses.dataclass
+class TrainResult:
+  """What a retraining returns.
 
-  Raises `errors.UserError` (config, data, workdir) before any work, and
-  `loop.NonFiniteError` if a step is not finite. The summary's `status` is
-  'completed' or 'interrupted' (SIGTERM; a checkpoint was saved): only a
-  completed run is evaluated at the end and writes `results.json`.
+  Attributes:
+    status: 'completed' or 'interrupted' (SIGTERM; a checkpoint was saved).
+    test_accuracy, test_loss: on the whole test split, after the last step
+      (None if interrupted).
+    param_count: parameters without the auxiliary head (the papers' count).
+    history: one `history.EpochRecord` per epoch (training means, and the
+      test metrics of the epochs that were evaluated).
+    state: the final `TrainState`, on the devices.
+    genotype: what was trained.
+    summary: everything above and timings (results.json).
+    workdir: where files went, or None.
   """
+  status: str
+  test_accuracy: float | None
+  test_loss: float | None
+  param_count: int
+  history: list[history_lib.EpochRecord]
+  state: TrainState
+  genotype: genotype_lib.Genotype
+  summary: dict
+  workdir: str | None = None
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | None,
+          dataset: pipeline.Dataset, genotype: genotype_lib.Genotype, *,
+          callback: Callable[[list[history_lib.EpochRecord]], None]
+          | None = None,
+          progress: str = 'auto') -> TrainResult:
+  """Trains `genotype` from scratch (or resumes it in a used workdir).
+
+  Args:
+    config: a darts_train config (`nasjax.configs.retrain`).
+    workdir: where checkpoints, TensorBoard events, the history and results
+      go; None: nothing is written.
+    dataset: trained on its whole training split, tested on its test split.
+    genotype: the cells to stack.
+    callback: called with the history after every epoch.
+    progress: 'auto', 'bar', 'lines' or 'none' (`nasjax.progress`).
+
+  Raises `errors.UserError` (config, data, workdir, a workdir holding another
+  run) before any work, and `loop.NonFiniteError` if a step is not finite.
+  Only a completed run is evaluated at the end and writes `results.json`.
+  """
+  report = progress_lib.Progress(progress, 'retrain')
   mesh = parallel.make_mesh(config.num_devices or None)
   config_checks.check_train_config(config, mesh.devices.size)
   pipeline.check_image_shape(dataset, config.data.image_shape)
@@ -127,7 +173,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   # masked anyway, so round the batch up to a multiple of the devices.
   eval_batch_size = parallel.padded_batch(config.eval_batch_size, mesh)
   per_epoch = pipeline.steps_per_epoch(dataset.train, config.batch_size)
-  loop.prepare_workdir(workdir)
+  if workdir is not None:
+    loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
@@ -137,14 +184,26 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   params = parallel.to_host(state.params)
   counts = {'param_count': network.param_count_without_aux(params),
             'param_count_with_aux': layers.param_count(params)}
-  logging.info('Parameters: %d (%d with the auxiliary head).',
-               counts['param_count'], counts['param_count_with_aux'])
+  report.message(f"Parameters: {counts['param_count']:,} "
+                 f"({counts['param_count_with_aux']:,} with the auxiliary "
+                 'head).')
 
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
-                                 config.keep_checkpoints)
-  state = loop.resume(ckpt, state, mesh)
+  ckpt, records, meta = None, [], None
+  if workdir is not None:
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                   config.keep_checkpoints)
+    state, meta = loop.resume(ckpt, state, mesh, expect={
+        'config': config.to_dict(),
+        'genotype': genotype_lib.to_dict(genotype)})
   start = int(jax.device_get(state.step))
-  genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
+  pidx, pcount = parallel.process_info()
+  if workdir is not None:
+    records = history_lib.load(workdir, start)
+    if start:
+      report.message(f'Resuming the training in {workdir} at step {start} '
+                     f'of {total_steps}.')
+    if pidx == 0:
+      genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
 
   t = config.train
   step_fn = parallel.jit_step(functools.partial(
@@ -155,12 +214,11 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                     in_shardings=(parallel.replicated(mesh),
                                   parallel.batch_sharding(mesh)),
                     out_shardings=parallel.replicated(mesh))
-  pidx, pcount = parallel.process_info()
   train_it = pipeline.batches(dataset.train, config.batch_size,
                               seed=config.seed, start_step=start,
                               process_index=pidx, process_count=pcount)
   writer = None
-  if pidx == 0:
+  if workdir is not None and pidx == 0:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     writer = SummaryWriter(os.path.join(workdir, 'tb'))
 
@@ -178,9 +236,10 @@ def train(config: ml_collections.ConfigDict, workdir: str,
 
   def log_test(st, epoch, means):
     test = evaluate(eval_fn, st, dataset.test, eval_batch_size, mesh)
-    logging.info('epoch %d: train %s | test loss %.4f accuracy %.4f', epoch,
-                 ' '.join(f'{k}={v:.4f}' for k, v in sorted(means.items())),
-                 test['loss'], test['accuracy'])
+    report.message(
+        f'epoch {epoch}: train ' + ' '.join(f'{k}={v:.4f}' for k, v in
+                                            sorted(means.items())) +
+        f" | test loss {test['loss']:.4f} accuracy {test['accuracy']:.4f}")
     if writer is not None:
       step = int(jax.device_get(st.step))
       writer.add_scalar('test/loss', test['loss'], step)
@@ -188,11 +247,23 @@ def train(config: ml_collections.ConfigDict, workdir: str,
       writer.flush()
     return test
 
+  def record_epoch(st, epoch, means, test):
+    history_lib.add(records, history_lib.EpochRecord(
+        epoch=epoch, step=int(jax.device_get(st.step)), train=dict(means),
+        test=test))
+    if workdir is not None and pidx == 0:
+      history_lib.save(workdir, records)
+    if callback is not None:
+      callback(list(records))
+
   def end_of_epoch(st, epoch, means):
     # The last epoch is evaluated once, after the loop.
-    if ((epoch + 1) * per_epoch < total_steps and
-        (epoch + 1) % config.eval_every_epochs == 0):
-      log_test(st, epoch, means)
+    if (epoch + 1) * per_epoch >= total_steps:
+      return
+    test = None
+    if (epoch + 1) % config.eval_every_epochs == 0:
+      test = log_test(st, epoch, means)
+    record_epoch(st, epoch, means, test)
 
   t0 = time.time()
   result = loop.run(state, start=start, total_steps=total_steps,
@@ -200,7 +271,12 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                     checkpointer=ckpt, meta_for=meta_for,
                     end_of_epoch=end_of_epoch, writer=writer,
                     learning_rate=schedule, log_every=config.log_every_steps,
-                    checkpoint_every=config.checkpoint_every_steps)
+                    checkpoint_every=config.checkpoint_every_steps,
+                    report=report, resumed_meta=meta,
+                    first_step_compiles=(
+                        f'the training step (C={config.model.channels}, '
+                        f'{config.model.layers} cells, batch '
+                        f'{config.batch_size})'))
   step = int(jax.device_get(result.state.step))
   summary = {
       'status': result.status,
@@ -216,16 +292,22 @@ def train(config: ml_collections.ConfigDict, workdir: str,
       'genotype': genotype_lib.to_dict(genotype),
       'last_epoch_metrics': result.last_epoch,
   }
+  out = TrainResult(result.status, None, None, counts['param_count'], records,
+                    result.state, genotype, summary, workdir)
   if result.status != 'completed':
     if writer is not None:
       writer.close()
-    return summary  # Not finished: not evaluated, no results file.
-  test = log_test(result.state, (step - 1) // per_epoch, result.last_epoch)
+    return out  # Not finished: not evaluated, no results file.
+  last_epoch = (step - 1) // per_epoch
+  test = log_test(result.state, last_epoch, result.last_epoch)
   if writer is not None:
     writer.close()
+  record_epoch(result.state, last_epoch, result.last_epoch, test)
   summary.update(test_accuracy=test['accuracy'], test_loss=test['loss'],
                  test_examples=test['examples'])
   summary['wall_seconds'] = time.time() - t0
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(summary, f, indent=1)
-  return summary
+  out.test_accuracy, out.test_loss = test['accuracy'], test['loss']
+  if workdir is not None and pidx == 0:
+    with open(os.path.join(workdir, 'results.json'), 'w') as f:
+      json.dump(summary, f, indent=1)
+  return out

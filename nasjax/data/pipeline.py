@@ -139,6 +139,38 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], ...]:
   return (tuple(x.mean((0, 1, 2)).tolist()), tuple(x.std((0, 1, 2)).tolist()))
 
 
+def from_arrays(train_images, train_labels, test_images, test_labels, *,
+                name: str = 'arrays', num_classes: int | None = None
+                ) -> Dataset:
+  """A `Dataset` from your own arrays: uint8 images [N, H, W, C], int labels.
+
+  The normalisation constants are the training images' per-channel mean and
+  standard deviation; `num_classes` defaults to the largest label + 1.
+  """
+  def split(images, labels, which):
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8:
+      raise DataError(f'{which} images must be uint8 [N, H, W, C] (0..255), '
+                      f'got {images.dtype} {images.shape}.')
+    if not np.issubdtype(labels.dtype, np.integer):
+      raise DataError(f'{which} labels must be integers, got {labels.dtype}.')
+    return Split(images, labels.astype(np.int32))
+
+  train = split(train_images, train_labels, 'training')
+  test = split(test_images, test_labels, 'test')
+  if train.images.shape[1:] != test.images.shape[1:]:
+    raise DataError(f'Training images are {train.images.shape[1:]} but test '
+                    f'images are {test.images.shape[1:]}.')
+  top = int(max(train.labels.max(initial=0), test.labels.max(initial=0)))
+  low = int(min(train.labels.min(initial=0), test.labels.min(initial=0)))
+  num_classes = top + 1 if num_classes is None else num_classes
+  if low < 0 or top >= num_classes:
+    raise DataError(f'Labels must lie in [0, {num_classes}); they span '
+                    f'[{low}, {top}].')
+  mean, std = channel_stats(train.images)
+  return Dataset(name, train, test, num_classes, mean, std)
+
+
 def get_dataset(name: str, data_dir: str | None = None,
                 image_shape: tuple[int, ...] | None = None, *,
                 data_dir_field: str = 'config.data.data_dir') -> Dataset:
@@ -154,23 +186,23 @@ def get_dataset(name: str, data_dir: str | None = None,
     data_dir_field: the config field that sets `data_dir`, named by the
       error when a dataset that needs a directory has none.
   """
-  from data import cifar, digits  # pylint: disable=g-import-not-at-top
+  from nasjax.data import cifar, digits  # pylint: disable=g-import-not-at-top
   if name == 'digits':
     ds = digits.load()
   elif name == 'cifar10':
     if not data_dir:
       raise DataError(f"Dataset 'cifar10' needs its directory: set "
                       f'--{data_dir_field}=/path/to/cifar-10-batches-py (the '
-                      'extracted CIFAR-10 python batches; BUILD.md, '
-                      '"Preparing data").')
+                      'extracted CIFAR-10 python batches; data/README.md '
+                      'in the repository, or nasjax.data.download_cifar10).')
     ds = cifar.load_batches_dir(data_dir)
   elif name.startswith('tfds:imagenet'):
     raise DataError(
         f'{name!r}: ImageNet needs a streaming input pipeline (JPEG '
         'decoding, RandomResizedCrop, colour jitter), which nasjax does not '
         'have yet; this loader holds whole datasets in memory. The ImageNet '
-        'network, loss and optimiser are ready (nasjax.final; '
-        'experiments/configs/darts_train.py:imagenet) for a pipeline of '
+        'network, loss and optimiser are ready (nasjax.final; the '
+        "darts_train preset 'imagenet') for a pipeline of "
         'your own that yields {"image": uint8 [B, 224, 224, 3], "label"} '
         'batches to nasjax.final.step.train_step.')
   elif name.startswith('tfds:'):

@@ -7,15 +7,20 @@ no TensorFlow); prepare the data once on a machine with internet (BUILD.md).
 Normalisation uses the reference's constants.
 """
 
+import hashlib
 import os
 import pickle
+import tarfile
+import urllib.request
 
 import numpy as np
 
-from data import pipeline
+from nasjax.data import pipeline
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+MD5 = 'c58f30108f718f92721af3b95e74349a'
 _TRAIN_FILES = tuple(f'data_batch_{i}' for i in range(1, 6))
 
 
@@ -76,7 +81,7 @@ def load_tfds(name: str, data_dir: str | None) -> pipeline.Dataset:
     source = tfds.data_source(name, data_dir=data_dir, download=False)
   except Exception as e:  # tfds raises several types for a missing dataset.
     raise pipeline.DataError(f'Cannot open {where}: {e}. Prepare it first '
-                             '(BUILD.md, "Preparing TFDS data").') from None
+                             '(data/README.md in the repository).') from None
   train = _tfds_split(source, 'train', where)
   test = _tfds_split(source, 'test', where)
   if name == 'cifar10':
@@ -85,3 +90,33 @@ def load_tfds(name: str, data_dir: str | None) -> pipeline.Dataset:
     mean, std = pipeline.channel_stats(train.images)
   num_classes = int(max(train.labels.max(), test.labels.max())) + 1
   return pipeline.Dataset(name, train, test, num_classes, mean, std)
+
+
+def download_cifar10(directory: str) -> str:
+  """Downloads and extracts the CIFAR-10 python batches (163 MB), once.
+
+  Needs internet and nothing else (no TensorFlow). Returns the
+  `cifar-10-batches-py` directory inside `directory`, for `load('cifar10',
+  ...)` or `config.data.data_dir`. An existing extraction is reused.
+  """
+  target = os.path.join(directory, 'cifar-10-batches-py')
+  if all(os.path.exists(os.path.join(target, f))
+         for f in _TRAIN_FILES + ('test_batch',)):
+    return target
+  os.makedirs(directory, exist_ok=True)
+  archive = os.path.join(directory, 'cifar-10-python.tar.gz')
+  if not os.path.exists(archive):
+    try:
+      urllib.request.urlretrieve(URL, archive + '.part')
+    except OSError as e:
+      raise pipeline.DataError(f'Cannot download {URL}: {e}.') from None
+    os.replace(archive + '.part', archive)
+  with open(archive, 'rb') as f:
+    digest = hashlib.md5(f.read()).hexdigest()
+  if digest != MD5:
+    os.remove(archive)
+    raise pipeline.DataError(f'{archive} has MD5 {digest}, expected {MD5} '
+                             '(a broken download; it was deleted, try again).')
+  with tarfile.open(archive) as tar:
+    tar.extractall(directory, filter='data')
+  return target

@@ -7,7 +7,7 @@ machine with no download. Pixel values 0..16 are scaled to 0..255. The last
 
 import numpy as np
 
-from data import pipeline
+from nasjax.data import pipeline
 
 
 def load() -> pipeline.Dataset:

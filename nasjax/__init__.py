@@ -1,0 +1,26 @@
+"""nasjax: neural architecture search in JAX/Flax.
+
+  import nasjax
+  ds = nasjax.data.load('digits')
+  found = nasjax.search(ds, 'digits')
+  trained = nasjax.retrain(ds, found.genotype, 'digits')
+
+Modules: `configs` (the papers' presets), `data` (datasets), `genotype`
+(derivation, the published zoo), `plot`, `platform` (process set-up); the
+search itself in `nasjax.darts`, retraining in `nasjax.final`.
+"""
+
+from nasjax import configs
+from nasjax import data
+from nasjax import genotype
+from nasjax import history
+from nasjax import plot
+from nasjax.api import retrain
+from nasjax.api import search
+from nasjax.api import select
+from nasjax.darts.search import SearchResult
+from nasjax.final.train import TrainResult
+from nasjax.genotype import Genotype
+from nasjax.platform import setup
+
+__version__ = '0.1.0'

@@ -1,0 +1,132 @@
+"""The Python API: search, derive and retrain from a notebook or a script.
+
+  import nasjax
+  ds = nasjax.data.load('digits')                 # or data.from_arrays(...)
+  found = nasjax.search(ds, 'digits')             # a preset name or a config
+  nasjax.plot.alpha_history(found.history)
+  trained = nasjax.retrain(ds, found.genotype, 'digits')
+  trained.test_accuracy
+
+Both calls set the process up with the platform defaults first
+(`nasjax.setup`, unless it was called already), take the image shape from
+the dataset, and return objects (`SearchResult`, `TrainResult`). With
+`workdir=` they checkpoint and resume exactly, like the binaries.
+"""
+
+from typing import Callable
+
+import ml_collections
+
+from nasjax import configs
+from nasjax import data as data_lib
+from nasjax import genotype as genotype_lib
+from nasjax import platform
+from nasjax.darts import search as search_lib
+from nasjax.final import selection as selection_lib
+from nasjax.final import train as train_lib
+
+Config = ml_collections.ConfigDict | str | None
+
+
+def _config(config: Config, preset: Callable, dataset) -> ml_collections.ConfigDict:
+  """A copy of `config` (or of the preset it names) fitted to `dataset`."""
+  if config is None or isinstance(config, str):
+    config = preset(*([config] if config else []))
+  elif isinstance(config, ml_collections.ConfigDict):
+    config = ml_collections.ConfigDict(config.to_dict())  # Unlocked copy.
+  else:
+    raise TypeError(f'config must be a preset name or a ConfigDict, got '
+                    f'{type(config).__name__}.')
+  config.data.name = dataset.name
+  config.data.image_shape = tuple(dataset.image_shape)
+  return config
+
+
+def _dataset(dataset) -> data_lib.Dataset:
+  if isinstance(dataset, str):
+    return data_lib.load(dataset)
+  if not isinstance(dataset, data_lib.Dataset):
+    raise TypeError('dataset must be a nasjax.data.Dataset (data.load, '
+                    'data.from_arrays) or a name, got '
+                    f'{type(dataset).__name__}.')
+  return dataset
+
+
+def search(dataset, config: Config = None, *, workdir: str | None = None,
+           callback=None, progress: str = 'auto') -> search_lib.SearchResult:
+  """A DARTS search on `dataset`.
+
+  Args:
+    dataset: a `nasjax.data.Dataset` (or 'digits'); its training split is
+      halved into weight and alpha data, as in the paper.
+    config: a `nasjax.configs.search` preset name ('cifar10', the paper's;
+      'cifar10_subset', 'digits', 'tiny') or a ConfigDict; None: 'cifar10'.
+      Not modified.
+    workdir: checkpoints, TensorBoard, genotypes, history; re-running with it
+      resumes. None: nothing is written.
+    callback: `callback(history)` after every epoch (e.g. a live plot).
+    progress: 'auto' (a bar in notebooks and terminals), 'bar', 'lines',
+      'none'.
+
+  Returns:
+    A `SearchResult`: `.genotype`, `.history` (per epoch: softmax(alpha),
+    losses, accuracies, genotype), `.state`, `.alpha`, `.summary`.
+  """
+  platform.ensure_setup()
+  dataset = _dataset(dataset)
+  return search_lib.search(_config(config, configs.search, dataset), workdir,
+                           dataset, callback=callback, progress=progress)
+
+
+def retrain(dataset, genotype, config: Config = None, *,
+            workdir: str | None = None, callback=None,
+            progress: str = 'auto') -> train_lib.TrainResult:
+  """Trains a genotype from scratch and tests it.
+
+  Args:
+    dataset: a `nasjax.data.Dataset` (or 'digits').
+    genotype: a `Genotype` (e.g. `search(...).genotype`), a published name
+      ('DARTS_V2', 'NASNet', ...), a genotype file or the papers' notation.
+    config: a `nasjax.configs.retrain` preset name ('cifar10', the paper's
+      600 epochs; 'imagenet', 'cifar10_subset', 'digits', 'tiny') or a
+      ConfigDict; None: 'cifar10'. Not modified.
+    workdir, callback, progress: as for `search`.
+
+  Returns:
+    A `TrainResult`: `.test_accuracy`, `.param_count`, `.history`, `.state`.
+  """
+  platform.ensure_setup()
+  dataset = _dataset(dataset)
+  if not isinstance(genotype, genotype_lib.Genotype):
+    genotype = genotype_lib.load(str(genotype))
+  return train_lib.train(_config(config, configs.retrain, dataset), workdir,
+                         dataset, genotype, callback=callback,
+                         progress=progress)
+
+
+def select(dataset, config: Config = None, *, workdir: str | None = None,
+           progress: str = 'auto') -> selection_lib.SelectionResult:
+  """K searches (+ M random genotypes), each candidate trained and compared,
+  the best optionally trained in full (`nasjax.final.selection`).
+
+  Args:
+    dataset: a `nasjax.data.Dataset` (or 'digits').
+    config: a `nasjax.configs.selection` preset name ('darts_cifar10', the
+      paper's protocol; 'svr_cifar10_subset', ...) or a ConfigDict; None:
+      'darts_cifar10'. Not modified.
+    workdir, progress: as for `search`; every stage resumes in its own
+      subdirectory.
+
+  Returns:
+    A `SelectionResult`: `.rows`, `.chosen`, `.final`, `.table`.
+  """
+  platform.ensure_setup()
+  dataset = _dataset(dataset)
+  if config is None or isinstance(config, str):
+    config = configs.selection.get_config(config or 'darts_cifar10')
+  else:
+    config = ml_collections.ConfigDict(config.to_dict())
+  for stage in (config.search, config.candidate_train, config.final_train):
+    stage.data.name = dataset.name
+    stage.data.image_shape = tuple(dataset.image_shape)
+  return selection_lib.run(config, workdir, dataset, progress=progress)

@@ -1,0 +1,23 @@
+"""The papers' settings and small variants, as ml_collections ConfigDicts.
+
+The absl binaries read the same presets (experiments/configs/*.py point
+at these modules). Every field is commented in its module.
+
+  cfg = configs.search('cifar10')     # DARTS search, the paper's setting
+  cfg = configs.retrain('digits')     # retraining a genotype, small
+  cfg.epochs = 10                     # any field can be changed
+"""
+from nasjax.configs import darts_search
+from nasjax.configs import darts_train
+from nasjax.configs import selection
+
+
+def search(variant: str = 'cifar10'):
+  """A DARTS search preset: 'cifar10', 'cifar10_subset', 'digits', 'tiny'."""
+  return darts_search.get_config(variant)
+
+
+def retrain(variant: str = 'cifar10'):
+  """A retraining preset: 'cifar10', 'imagenet', 'cifar10_subset', 'digits',
+  'tiny'."""
+  return darts_train.get_config(variant)

@@ -1,0 +1,103 @@
+"""Configs for training a genotype from scratch (the DARTS evaluation).
+
+  python experiments/darts_train.py \
+      --config=experiments/configs/darts_train.py:ARG --workdir=/tmp/train \
+      [--config.genotype=DARTS_V2 | path/to/genotype.json | "Genotype(...)"]
+
+ARG picks the variant:
+  cifar10 (default)  the paper's protocol (reference `cnn/train.py --auxiliary
+                     --cutout`): C=36, 20 cells, batch 96, 600 epochs, cosine
+                     lr 0.025 -> 0, cutout 16, drop-path 0.2 ramped linearly,
+                     auxiliary weight 0.4, clip 5, test split evaluated.
+  imagenet           the mobile setting (reference `cnn/train_imagenet.py`):
+                     C=48, 14 cells, batch 128, lr 0.1 x 0.97 per epoch, 250
+                     epochs, weight decay 3e-5, label smoothing 0.1. The
+                     model, optimiser and loss are implemented; the ImageNet
+                     input pipeline (decoding, RandomResizedCrop, colour
+                     jitter) is not yet, so data.name must point at a dataset
+                     that `data.get_dataset` can load.
+  cifar10_subset     C=8, 5 cells, no auxiliary head, 2 epochs: minutes on CPU
+                     for a CIFAR-10 subset of about 5,000 training images at
+                     --config.data.data_dir.
+  digits             the bundled 8x8 digits (no download), C=8, 5 cells.
+  tiny               tests: digits, C=4, 3 cells, 2 steps.
+"""
+
+import ml_collections
+
+from nasjax.configs import common
+
+
+VARIANTS = ('cifar10', 'imagenet', 'cifar10_subset', 'digits', 'tiny')
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  arg = arg or 'cifar10'
+  if arg not in VARIANTS:
+    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+  # Reference seed 0; training uses the whole training split.
+  c = common.base(seed=0, batch_size=96, epochs=600, log_every_steps=50,
+                  checkpoint_every_steps=1000)
+  # The genotype to train: a published name (DARTS_V1, DARTS_V2, NASNet,
+  # AmoebaNet, ENAS), a .json / .txt file written by a search, or the
+  # `Genotype(...)` notation itself.
+  c.genotype = 'DARTS_V2'
+  # Global evaluation batch size (the last batch is padded and masked;
+  # rounded up to a multiple of the device count).
+  c.eval_batch_size = 500
+  # Evaluate on the test split every this many epochs (and at the end).
+  c.eval_every_epochs = 10
+  # Cutout square side in pixels, after normalisation (0 disables).
+  c.data.cutout_length = 16
+
+  c.model = ml_collections.ConfigDict()
+  # 'cifar' (NetworkCIFAR) or 'imagenet' (NetworkImageNet).
+  c.model.kind = 'cifar'
+  # C: channels per node in the first cells (doubled at each reduction).
+  c.model.channels = 36
+  # Number of cells; reductions at layers // 3 and 2 * layers // 3.
+  c.model.layers = 20
+  # Auxiliary head after the second reduction cell (training only).
+  c.model.auxiliary = True
+
+  c.train = ml_collections.ConfigDict()
+  # Weight of the auxiliary head's loss.
+  c.train.aux_weight = 0.4
+  # Final drop-path probability; epoch e uses drop_path_prob * e / epochs.
+  c.train.drop_path_prob = 0.2
+  # Label smoothing of the cross-entropy (0 disables).
+  c.train.label_smoothing = 0.0
+
+  # The lr anneals to 0 (cosine) or decays by gamma per epoch ('exponential').
+  c.optimizer.schedule = 'cosine'
+  c.optimizer.learning_rate_min = 0.0
+  c.optimizer.gamma = 0.97
+
+  if arg == 'cifar10':
+    pass
+  elif arg == 'imagenet':
+    c.data.name, c.data.image_shape = 'tfds:imagenet2012', (224, 224, 3)
+    c.data.crop_padding, c.data.cutout_length = 0, 0
+    c.model.kind, c.model.channels, c.model.layers = 'imagenet', 48, 14
+    c.batch_size, c.eval_batch_size, c.epochs = 128, 500, 250
+    c.train.drop_path_prob, c.train.label_smoothing = 0.0, 0.1
+    c.optimizer.schedule, c.optimizer.learning_rate = 'exponential', 0.1
+    c.optimizer.weight_decay = 3e-5
+    c.eval_every_epochs = 1
+  elif arg == 'cifar10_subset':
+    c.model.channels, c.model.layers, c.model.auxiliary = 8, 5, False
+    c.batch_size, c.eval_batch_size, c.epochs = 32, 256, 2
+    c.eval_every_epochs, c.log_every_steps = 1, 20
+  elif arg == 'digits':
+    common.digits_data(c)
+    c.data.cutout_length = 2
+    c.model.channels, c.model.layers, c.model.auxiliary = 8, 5, False
+    c.batch_size, c.eval_batch_size, c.epochs = 32, 400, 5
+    c.eval_every_epochs, c.log_every_steps = 1, 10
+  elif arg == 'tiny':
+    common.digits_data(c)
+    c.data.cutout_length = 2
+    c.model.channels, c.model.layers, c.model.auxiliary = 4, 3, False
+    c.batch_size, c.eval_batch_size, c.epochs, c.max_steps = 8, 200, 1, 2
+    c.log_every_steps, c.checkpoint_every_steps = 1, 1
+  return c

@@ -1,0 +1,104 @@
+"""Selection configs: the DARTS paper's protocol, and search vs random.
+
+  python experiments/selection.py \
+      --config=experiments/configs/selection.py:ARG --workdir=/tmp/sel \
+      --config.data_dir=/path/to/cifar-10-batches-py
+
+One runner (`nasjax.final.selection`): K searches with different seeds and M
+random genotypes give the candidates; each candidate is trained alike and
+compared; optionally the best is trained in full and tested.
+
+ARG picks the variant:
+  darts_cifar10      the DARTS paper's protocol: 4 searches (seeds 2-5, the
+                     paper's search each), each derived cell trained for 100
+                     epochs (the paper's network and training, shortened) on
+                     90 % of the training split and compared on the held-out
+                     10 %; the best trained for 600 epochs and tested.
+                     Accelerators.
+  darts_cifar10_subset  the same on a CIFAR-10 subset of ~5,000 training
+                     images, small: 2 first-order searches of 1 epoch, 2
+                     epochs per candidate, 5 for the final (CPU, minutes).
+  svr_cifar10_subset search vs random (default): one first-order search (C=8,
+                     5 cells, 2 epochs) and 4 random genotypes, each trained
+                     5 epochs (C=8, 5 cells) and tested; no final training.
+  svr_cifar10        search vs random at the papers' scale, 8 random
+                     genotypes (accelerators).
+  darts_tiny, svr_tiny  tests.
+Fields: `data_dir` (all stages), `search` a darts_search config (search k
+uses seed search.seed + k), `candidate_train` and `final_train` darts_train
+configs, `num_searches`, `num_random`, `random_seed`,
+`validation_fraction` (0: candidates are compared on the test split, as a
+search-vs-random report; > 0: on that fraction of the training split, held
+out from their training: a selection that never sees the test split),
+`final` (train the best candidate with `final_train`).
+"""
+
+import ml_collections
+
+from nasjax.configs import darts_search
+from nasjax.configs import darts_train
+
+
+# variant -> (search, candidate_train, final_train variants, K, M,
+#             validation_fraction, final).
+_VARIANTS = {
+    'darts_cifar10': ('cifar10', 'cifar10', 'cifar10', 4, 0, 0.1, True),
+    'darts_cifar10_subset': ('cifar10_subset', 'cifar10_subset',
+                             'cifar10_subset', 2, 0, 0.1, True),
+    'svr_cifar10_subset': ('cifar10_subset', 'cifar10_subset',
+                           'cifar10_subset', 1, 4, 0.0, False),
+    'svr_cifar10': ('cifar10', 'cifar10', 'cifar10', 1, 8, 0.0, False),
+    'darts_tiny': ('tiny', 'tiny', 'tiny', 2, 0, 0.25, True),
+    'svr_tiny': ('tiny', 'tiny', 'tiny', 1, 2, 0.0, False),
+}
+VARIANTS = tuple(_VARIANTS)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  arg = arg or 'svr_cifar10_subset'
+  if arg not in _VARIANTS:
+    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+  s, ct, ft, k, m, fraction, final = _VARIANTS[arg]
+  c = ml_collections.ConfigDict()
+  # The DARTS search; search k runs with seed search.seed + k.
+  c.search = darts_search.get_config(s)
+  # How every candidate is trained before they are compared: one config and
+  # seed for all.
+  c.candidate_train = darts_train.get_config(ct)
+  # How the best candidate is trained in the end (if `final`).
+  c.final_train = darts_train.get_config(ft)
+  # The data directory of every stage (one field, linked to each stage's
+  # data.data_dir).
+  data_dir = ml_collections.FieldReference(c.search.data.data_dir)
+  c.data_dir = data_dir
+  for stage in (c.search, c.candidate_train, c.final_train):
+    stage.data.data_dir = data_dir
+  # Searches with different seeds (K) and random genotypes (M).
+  c.num_searches = k
+  c.num_random = m
+  # Seed of the random genotypes.
+  c.random_seed = 0
+  # 0: compare candidates on the test split; > 0: on this fraction of the
+  # training split, which their training then does not use.
+  c.validation_fraction = fraction
+  # Train the best candidate with final_train and test it.
+  c.final = final
+
+  if arg == 'darts_cifar10':
+    c.candidate_train.epochs = 100  # The paper's "short period".
+  elif arg == 'darts_cifar10_subset':
+    c.search.epochs = 1
+    c.final_train.epochs = 5
+  elif arg == 'svr_cifar10_subset':
+    c.search.epochs = 2
+    c.candidate_train.epochs = 5
+  elif arg in ('darts_tiny', 'svr_tiny'):
+    # The pipeline is under test, not the hypergradient: first order, the
+    # step tests/search_test.py compiles too (the XLA cache serves both).
+    c.search.arch_mode = 'first_order'
+    # Enough training (60 steps of 16, lr 0.1: seconds) that every genotype
+    # is clearly above chance on the digits, so the test can see training.
+    for t in (c.candidate_train, c.final_train):
+      t.max_steps, t.batch_size = 60, 16
+      t.optimizer.learning_rate = 0.1
+  return c

@@ -1,0 +1,171 @@
+"""Pictures of a run: softmax(alpha) over a search, cells, training curves.
+
+Every function returns a matplotlib `Figure` (shown inline when it is the
+last expression of a notebook cell; `save(fig, path)` writes a PNG) or, for
+cells, an SVG that notebooks display. No pyplot state is used, so figures
+made in a loop are freed.
+
+  fig = plot.alpha_history(result.history)   # which op wins where, and when
+  plot.cell(result.genotype, 'normal')       # the derived cell
+  plot.curves(trained.history)               # losses and accuracies
+"""
+
+from typing import Sequence
+
+import numpy as np
+
+from nasjax import genotype as genotype_lib
+from nasjax.history import EpochRecord
+from nasjax.search_spaces import darts_cell
+
+CELLS = ('normal', 'reduce')
+# One colour per DARTS op, shared by every picture (the cell SVGs too).
+OP_COLORS = genotype_lib.OP_COLORS
+
+
+def _figure(**kwargs):
+  """A matplotlib Figure that notebooks display as a PNG by itself (no
+  `%matplotlib inline` and no pyplot needed)."""
+  import io  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+
+  class _Figure(Figure):
+
+    def _repr_png_(self):
+      buf = io.BytesIO()
+      self.savefig(buf, format='png', dpi=90)
+      return buf.getvalue()
+
+  return _Figure(**kwargs)
+
+
+def infer_space(alpha: np.ndarray) -> darts_cell.DartsCellSpace:
+  """The DARTS cell space of an [edges, ops] alpha (edges = 2 + 3 + ...)."""
+  edges, ops = alpha.shape
+  steps, total = 0, 0
+  while total < edges:
+    total += steps + 2
+    steps += 1
+  if total != edges:
+    raise ValueError(f'{edges} edges is not a DARTS cell (2 + 3 + ...).')
+  if ops != len(darts_cell.PRIMITIVES):
+    raise ValueError(f'alpha has {ops} ops, not the 8 DARTS primitives: '
+                     'pass the search space (result.space).')
+  return darts_cell.DartsCellSpace(darts_cell.PRIMITIVES, steps=steps)
+
+
+def _input_name(j: int) -> str:
+  return {0: 'c_{k-2}', 1: 'c_{k-1}'}.get(j, f'node {j - 2}')
+
+
+def _color(op: str, k: int) -> str:
+  return OP_COLORS.get(op, f'C{k % 10}')
+
+
+def alpha_history(history: Sequence[EpochRecord],
+                  space: darts_cell.DartsCellSpace | None = None):
+  """softmax(alpha) of every edge over the epochs of a search.
+
+  One small chart per edge, laid out as the cell is: a row per intermediate
+  node (normal cell above, reduction cell below), a column per input of that
+  node; in each chart one line per op, in the colours of the cell pictures.
+  """
+  records = [r for r in history if r.alpha is not None]
+  if not records:
+    raise ValueError('The history has no alpha (is it a search history?).')
+  space = space or infer_space(records[0].alpha['normal'])
+  epochs = [r.epoch + 1 for r in records]
+  rows, cols = 2 * space.steps, space.steps + 1
+  fig = _figure(figsize=(2.2 * cols, 1.55 * rows + 0.9), layout='constrained')
+  axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+  marker = 'o' if len(records) < 12 else None
+  for c, cell in enumerate(CELLS):
+    weights = np.stack([r.alpha[cell] for r in records])  # [T, E, K]
+    for e, (i, j) in enumerate(space.edges()):
+      ax = axes[c * space.steps + i, j]
+      for k, op in enumerate(space.primitives):
+        ax.plot(epochs, weights[:, e, k], color=_color(op, k), marker=marker,
+                markersize=3, linewidth=1.2, label=op,
+                linestyle=':' if op == 'none' else '-')
+      ax.set_title(f'{cell}: node {i} <- {_input_name(j)}', fontsize=7)
+      ax.tick_params(labelsize=6)
+    for i in range(space.steps):
+      for j in range(i + 2, cols):
+        axes[c * space.steps + i, j].axis('off')
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
+  for ax in axes[-1]:
+    ax.set_xlabel('epoch', fontsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+  for ax in axes[:, 0]:
+    ax.set_ylabel('softmax(alpha)', fontsize=7)
+  handles, labels = axes[0, 0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc='outside upper center',
+             ncol=min(len(labels), 8), fontsize=7, frameon=False)
+  return fig
+
+
+def alpha_matrix(record: EpochRecord,
+                 space: darts_cell.DartsCellSpace | None = None):
+  """softmax(alpha) of one epoch as two heat maps (edges x ops)."""
+  space = space or infer_space(record.alpha['normal'])
+  labels = [f'node {i} <- {_input_name(j)}' for i, j in space.edges()]
+  fig = _figure(figsize=(10, 0.28 * len(labels) + 1.6), layout='constrained')
+  axes = fig.subplots(1, 2, sharey=True)
+  for ax, cell in zip(axes, CELLS):
+    w = record.alpha[cell]
+    im = ax.imshow(w, vmin=0, vmax=max(float(w.max()), 1e-6), cmap='viridis',
+                   aspect='auto')
+    ax.set_xticks(range(len(space.primitives)), space.primitives,
+                  rotation=60, ha='right', fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_title(f'{cell} cell, epoch {record.epoch + 1}', fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+  return fig
+
+
+def curves(history: Sequence[EpochRecord]):
+  """Losses and accuracies per epoch: training metrics and any test ones."""
+  if not history:
+    raise ValueError('The history is empty.')
+  epochs = [r.epoch + 1 for r in history]
+  fig = _figure(figsize=(10, 3.5), layout='constrained')
+  axes = fig.subplots(1, 2)
+  for ax, kind in zip(axes, ('loss', 'accuracy')):
+    keys = sorted({k for r in history for k in r.train if kind in k})
+    for key in keys:
+      ax.plot(epochs, [r.train.get(key, np.nan) for r in history],
+              marker='o', markersize=3, label=key)
+    tested = [(r.epoch + 1, r.test[kind]) for r in history if r.test]
+    if tested:
+      ax.plot(*zip(*tested), marker='s', markersize=4, label=f'test_{kind}')
+    ax.set_xlabel('epoch')
+    ax.set_title(kind)
+    ax.legend(fontsize=7)
+  return fig
+
+
+class _SVG:
+  """An SVG string that notebooks display as a picture."""
+
+  def __init__(self, text: str):
+    self.data = text
+
+  def _repr_svg_(self) -> str:
+    return self.data
+
+  def __str__(self) -> str:
+    return self.data
+
+
+def cell(genotype: genotype_lib.Genotype, which: str = 'normal') -> _SVG:
+  """The picture of one cell of a genotype (`genotype_{which}.svg`)."""
+  if which not in CELLS:
+    raise ValueError(f'which must be one of {CELLS}, got {which!r}.')
+  return _SVG(genotype_lib.cell_svg(getattr(genotype, which),
+                                    getattr(genotype, which + '_concat'),
+                                    f'{which} cell'))
+
+
+def save(fig, path: str, dpi: int = 110) -> None:
+  """Writes a figure (PNG, or any format matplotlib infers from `path`)."""
+  fig.savefig(path, dpi=dpi)

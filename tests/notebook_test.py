@@ -1,0 +1,55 @@
+"""Every notebook runs top to bottom in tiny mode, on 8 CPU devices.
+
+The kernel inherits this process's environment (tests/conftest.py): 8 fake
+CPU devices (so the notebook's multi-device path runs), the test compile
+cache; NASJAX_TINY=1 switches the notebook to the bundled digits.
+"""
+
+import glob
+import os
+
+import nbformat
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, 'notebooks', '*.ipynb')))
+
+
+def _name(path):
+  return os.path.basename(path)
+
+
+def test_there_are_notebooks():
+  assert NOTEBOOKS
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=_name)
+def test_committed_notebook_has_no_outputs(path):
+  nb = nbformat.read(path, as_version=4)
+  dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == 'code' and
+           (c.get('outputs') or c.get('execution_count') is not None)]
+  assert not dirty, f'{_name(path)}: clear the outputs of cells {dirty}'
+
+
+def _outputs(nb):
+  for c in nb.cells:
+    for out in c.get('outputs', []):
+      yield out
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=_name)
+def test_notebook_runs_in_tiny_mode_on_8_devices(path, monkeypatch):
+  from nbclient import NotebookClient  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('NASJAX_TINY', '1')
+  assert 'device_count=8' in os.environ['XLA_FLAGS']
+  nb = nbformat.read(path, as_version=4)
+  NotebookClient(nb, timeout=1200, kernel_name='python3',
+                 resources={'metadata': {'path': ROOT}}).execute()
+  text = ''.join(o.get('text', '') for o in _outputs(nb)
+                 if o.output_type == 'stream')
+  assert '8 devices' in text, text[-2000:]
+  if _name(path) == 'darts_quickstart.ipynb':
+    assert 'test accuracy' in text, text[-2000:]
+    kinds = [k for o in _outputs(nb) for k in o.get('data', {})]
+    assert kinds.count('image/png') >= 2, kinds    # alpha and curves
+    assert kinds.count('image/svg+xml') == 2, kinds  # the two cells

@@ -13,8 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments import common  # pylint: disable=g-import-not-at-top
 from nasjax import data
-from experiments import common
 from nasjax import config_checks
 from nasjax import genotype
 from nasjax.darts import search

@@ -4,7 +4,7 @@ A checkpoint holds what the state's `checkpoint_items()` lists (for a search:
 the weights, BatchNorm statistics, alpha, both optimiser states, the step and
 the PRNG key; `SearchState`, `TrainState`), and a
 JSON record (data position, genotype, config) beside it. The data position is
-the step: batches are a function of (seed, step) (data/pipeline.py).
+the step: batches are a function of (seed, step) (nasjax/data/pipeline.py).
 
 Synopsis:
 

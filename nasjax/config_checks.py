@@ -23,7 +23,7 @@ SCHEDULES = ('cosine', 'exponential')
 
 
 def _check_run(f: errors.Fields, devices: int | None) -> None:
-  """The fields every run config shares (experiments/configs/common.py)."""
+  """The fields every run config shares (nasjax/configs/common.py)."""
   f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps')
   f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
              'checkpoint_every_steps', 'keep_checkpoints')
@@ -43,7 +43,7 @@ def _check_run(f: errors.Fields, devices: int | None) -> None:
 
 def check_search_config(config, devices: int | None = None,
                         prefix: str = 'config') -> None:
-  """A darts_search config (experiments/configs/darts_search.py)."""
+  """A darts_search config (nasjax/configs/darts_search.py)."""
   f = errors.Fields(config, prefix)
   _check_run(f, devices)
   f.check(f.get('optimizer.learning_rate_min') <=
@@ -78,7 +78,7 @@ def check_search_config(config, devices: int | None = None,
 
 def check_train_config(config, devices: int | None = None,
                        prefix: str = 'config') -> None:
-  """A darts_train config (experiments/configs/darts_train.py)."""
+  """A darts_train config (nasjax/configs/darts_train.py)."""
   f = errors.Fields(config, prefix)
   _check_run(f, devices)
   f.get('genotype')

@@ -5,12 +5,10 @@ last expression of a notebook cell; `save(fig, path)` writes a PNG) or, for
 cells, an SVG that notebooks display. No pyplot state is used, so figures
 made in a loop are freed.
 
-  fig = plot.alpha_history(result.history)   # which op wins where, and when
+  fig = plot.alpha_history(result)   # which op wins where, and when
   plot.cell(result.genotype, 'normal')       # the derived cell
-  plot.curves(trained.history)               # losses and accuracies
+  plot.curves(trained)               # losses and accuracies
 """
-
-from typing import Sequence
 
 import numpy as np
 
@@ -39,6 +37,12 @@ def _figure(**kwargs):
   return _Figure(**kwargs)
 
 
+def _unpack(run, space=None):
+  """(history, space) from a history list or a search / training result."""
+  history = getattr(run, 'history', run)
+  return list(history), space or getattr(run, 'space', None)
+
+
 def infer_space(alpha: np.ndarray) -> darts_cell.DartsCellSpace:
   """The DARTS cell space of an [edges, ops] alpha (edges = 2 + 3 + ...)."""
   edges, ops = alpha.shape
@@ -62,14 +66,17 @@ def _color(op: str, k: int) -> str:
   return OP_COLORS.get(op, f'C{k % 10}')
 
 
-def alpha_history(history: Sequence[EpochRecord],
-                  space: darts_cell.DartsCellSpace | None = None):
+def alpha_history(history, space: darts_cell.DartsCellSpace | None = None):
   """softmax(alpha) of every edge over the epochs of a search.
+
+  `history`: a `SearchResult` or its `.history` (then pass `space` unless it
+  is the 8-op DARTS space).
 
   One small chart per edge, laid out as the cell is: a row per intermediate
   node (normal cell above, reduction cell below), a column per input of that
   node; in each chart one line per op, in the colours of the cell pictures.
   """
+  history, space = _unpack(history, space)
   records = [r for r in history if r.alpha is not None]
   if not records:
     raise ValueError('The history has no alpha (is it a search history?).')
@@ -123,8 +130,12 @@ def alpha_matrix(record: EpochRecord,
   return fig
 
 
-def curves(history: Sequence[EpochRecord]):
-  """Losses and accuracies per epoch: training metrics and any test ones."""
+def curves(history):
+  """Losses and accuracies per epoch: training metrics and any test ones.
+
+  `history`: a `SearchResult`, a `TrainResult` or the `.history` of one.
+  """
+  history, _ = _unpack(history)
   if not history:
     raise ValueError('The history is empty.')
   epochs = [r.epoch + 1 for r in history]

@@ -365,51 +365,128 @@ OP_COLORS = {'none': '#000000', 'max_pool_3x3': '#1f77b4',
              'sep_conv_7x7': '#8c564b', 'conv_7x1_1x7': '#e377c2'}
 
 
-def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
-  """An SVG drawing of one cell: inputs left, nodes middle, output right."""
+@dataclasses.dataclass(frozen=True)
+class Arc:
+  """One drawn edge: a quadratic curve from (x1, y1) to (x2, y2)."""
+  x1: float
+  y1: float
+  cx: float
+  cy: float
+  x2: float
+  y2: float
+  label: str            # the op ('' for the edges into the output)
+  color: str
+  label_xy: tuple[float, float] | None
+
+  def points(self, n: int = 64) -> np.ndarray:
+    """`n` points along the curve, [n, 2]."""
+    t = np.linspace(0, 1, n)[:, None]
+    p0, p1, p2 = (np.array(p, float) for p in
+                  ((self.x1, self.y1), (self.cx, self.cy), (self.x2, self.y2)))
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2
+
+
+@dataclasses.dataclass(frozen=True)
+class CellLayout:
+  boxes: dict             # state (or 'out') -> (x, y, w, h)
+  arcs: tuple[Arc, ...]
+  width: int
+  height: int
+  char_width: float = 6.2  # of the 11 px label font
+  font_size: float = 11.0
+
+  def label_boxes(self) -> list[tuple[float, float, float, float]]:
+    """(x, y, w, h) of every label, as drawn (centred on `label_xy`)."""
+    out = []
+    for a in self.arcs:
+      if a.label_xy is not None:
+        w = len(a.label) * self.char_width
+        x, y = a.label_xy
+        out.append((x - w / 2, y - self.font_size, w, self.font_size + 3))
+    return out
+
+
+def cell_layout(pairs: Sequence[Pair], concat: Sequence[int]) -> CellLayout:
+  """Where a cell's picture puts its states, edges and labels.
+
+  The states sit on one horizontal line in topological order (c_{k-2},
+  c_{k-1}, the intermediate nodes, then the output c_k). Every edge is an
+  arc above the line whose height grows with its span, so an arc never
+  crosses a state's box and arcs of different spans stack; each op's name
+  sits at the top of its arc. When a node takes the same input twice, the
+  second arc goes below the line. The arcs into the output run below the
+  line, unlabelled.
+  """
   steps = len(pairs) // 2
-  node_w, node_h, gap_x, gap_y = 90, 30, 170, 70
-  pos = {0: (20, 40), 1: (20, 40 + gap_y * max(steps - 1, 1))}
-  for i in range(steps):
-    pos[i + 2] = (20 + gap_x * (1 + i * 0.6), 40 + gap_y * i)
-  out_pos = (20 + gap_x * (1.6 + steps * 0.6), 40 + gap_y * (steps - 1) / 2)
-  width = int(out_pos[0] + node_w + 20)
-  height = int(40 + gap_y * max(steps - 1, 1) + node_h + 20)
-  colors = OP_COLORS
-  parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-           f'height="{height + 30}" font-family="sans-serif" font-size="11">',
+  box_w, box_h, gap, rise = 84, 28, 132, 34
+  states = list(range(steps + 2)) + ['out']
+  position = {st: k for k, st in enumerate(states)}
+  span_max = max(position[n // 2 + 2] - position[src]
+                 for n, (_, src) in enumerate(pairs))
+  top = 30 + rise * span_max + 10
+  boxes = {st: (20 + k * gap, top, box_w, box_h) for k, st in enumerate(states)}
+  center = {st: boxes[st][0] + box_w / 2 for st in states}
+  order = {st: k for k, st in enumerate(states)}
+
+  def arc(src, dst, label, color, below, fan):
+    span = order[dst] - order[src]
+    h = rise * span + (0 if label else rise / 2)
+    # Ends spread over the box's width so arcs into one box stay apart.
+    x1 = center[src] + fan[0]
+    x2 = center[dst] + fan[1]
+    y = top + box_h if below else top
+    apex = y + h if below else y - h
+    cy = 2 * apex - y  # The curve's highest point is `apex`.
+    label_xy = None
+    if label:
+      label_xy = ((x1 + x2) / 2, apex + (14 if below else -4))
+    return Arc(x1, y, (x1 + x2) / 2, cy, x2, y, label, color, label_xy)
+
+  arcs, seen = [], set()
+  for n, (op, src) in enumerate(pairs):
+    dst = n // 2 + 2
+    below = (src, dst) in seen
+    seen.add((src, dst))
+    offset = (dst - src) * 3.0
+    arcs.append(arc(src, dst, op, OP_COLORS.get(op, '#000000'), below,
+                    (offset, -box_w / 2 + 8 + 6 * (src % 8))))
+  for c in concat:
+    arcs.append(arc(c, 'out', '', '#bbbbbb', True,
+                    (0.0, -box_w / 2 + 8 + 6 * (c % 8))))
+  width = int(boxes['out'][0] + box_w + 20)
+  bottom = max([top + box_h] + [a.label_xy[1] + 6 for a in arcs
+                                if a.label_xy] +
+               [max(a.y1, a.cy / 2 + a.y1 / 2) for a in arcs])
+  return CellLayout(boxes, tuple(arcs), width, int(bottom + 20))
+
+
+def cell_svg(pairs: Sequence[Pair], concat: Sequence[int], title: str) -> str:
+  """An SVG drawing of one cell (`cell_layout`)."""
+  lay = cell_layout(pairs, concat)
+  parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width}" '
+           f'height="{lay.height}" font-family="sans-serif" '
+           f'font-size="{lay.font_size:.0f}">',
            f'<text x="10" y="18" font-size="14">{title}</text>',
            '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="7" '
            'refY="3" orient="auto"><path d="M0,0 L7,3 L0,6 z"/></marker></defs>']
-
-  labels = []
-
-  def edge(a, b, label, color):
-    (x1, y1), (x2, y2) = a, b
-    x1, y1, x2, y2 = x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2
-    parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" '
-                 f'stroke="{color}" stroke-width="1.5" marker-end="url(#a)"/>')
-    # Label near the target end, where edges into one node fan apart.
-    t = 0.6
-    labels.append(f'<text x="{x1 + t * (x2 - x1) - 30:.0f}" '
-                 f'y="{y1 + t * (y2 - y1) - 4:.0f}" fill="{color}">{label}'
-                 '</text>')
-
-  for n, (op, src) in enumerate(pairs):
-    edge(pos[src], pos[n // 2 + 2], op, colors.get(op, '#000'))
-  for c in concat:
-    edge(pos[c], out_pos, '', '#bbb')
-  names = {0: 'c_{k-2}', 1: 'c_{k-1}'}
-  for s, (x, y) in pos.items():
-    fill = '#cfe2f3' if s < 2 else '#fff2cc'
-    parts.append(f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" '
-                 f'rx="6" fill="{fill}" stroke="#333"/>')
-    parts.append(f'<text x="{x + 8}" y="{y + 19}">{names.get(s, s)}</text>')
-  x, y = out_pos
-  parts.append(f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" '
-               f'rx="6" fill="#d9ead3" stroke="#333"/>')
-  parts.append(f'<text x="{x + 8}" y="{y + 19}">c_k (concat)</text>')
-  parts.extend(labels)  # On top of the boxes.
+  for a in lay.arcs:
+    parts.append(f'<path d="M{a.x1:.1f},{a.y1:.1f} Q{a.cx:.1f},{a.cy:.1f} '
+                 f'{a.x2:.1f},{a.y2:.1f}" fill="none" stroke="{a.color}" '
+                 'stroke-width="1.5" marker-end="url(#a)"/>')
+  names = {0: 'c_{k-2}', 1: 'c_{k-1}', 'out': 'c_k (concat)'}
+  for st, (x, y, w, h) in lay.boxes.items():
+    fill = ('#cfe2f3' if st in (0, 1) else '#d9ead3' if st == 'out'
+            else '#fff2cc')
+    parts.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="6" '
+                 f'fill="{fill}" stroke="#333"/>')
+    parts.append(f'<text x="{x + w / 2}" y="{y + 18}" text-anchor="middle">'
+                 f'{names[st] if st in names else f"node {st - 2}"}</text>')
+  for a in lay.arcs:  # Labels last, with a white halo, over the curves.
+    if a.label_xy is not None:
+      x, y = a.label_xy
+      for paint in (' stroke="white" stroke-width="4"', ''):  # Halo, text.
+        parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" '
+                     f'fill="{a.color}"{paint}>{a.label}</text>')
   parts.append('</svg>')
   return '\n'.join(parts)
 

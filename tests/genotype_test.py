@@ -110,3 +110,43 @@ def test_random_genotypes_are_valid_and_cover_the_space():
     seen_ops.update(op for op, _ in g.normal + g.reduce)
   assert seen_ops == set(space.primitives) - {'none'}
   assert seen_inputs == set(space.edges())
+
+
+def _inside(point, box):
+  x, y = point
+  bx, by, bw, bh = box
+  return bx + 1 < x < bx + bw - 1 and by + 1 < y < by + bh - 1
+
+
+@pytest.mark.parametrize('name', ['DARTS_V1', 'DARTS_V2', 'NASNet',
+                                  'AmoebaNet', 'ENAS', 'random'])
+def test_cell_pictures_keep_labels_apart_and_edges_off_the_boxes(name):
+  """In every zoo cell (and 20 random ones): no two op labels overlap, no
+  edge runs through a state's box, and every edge ends at its state."""
+  if name == 'random':
+    rng = np.random.default_rng(0)
+    space = DartsCellSpace()
+    cells = [(c.normal, c.normal_concat) for c in
+             (G.random_genotype(space, rng) for _ in range(20))]
+  else:
+    g = G.load(name)
+    cells = [(g.normal, g.normal_concat), (g.reduce, g.reduce_concat)]
+  for pairs, concat in cells:
+    lay = G.cell_layout(pairs, concat)
+    labels = lay.label_boxes()
+    assert len(labels) == len(pairs)
+    for i, (x1, y1, w1, h1) in enumerate(labels):
+      for x2, y2, w2, h2 in labels[i + 1:]:
+        assert not (x1 < x2 + w2 and x2 < x1 + w1 and y1 < y2 + h2 and
+                    y2 < y1 + h1), (name, pairs)
+    assert len(lay.arcs) == len(pairs) + len(concat)
+    for arc in lay.arcs:
+      for point in arc.points()[2:-2]:
+        for box in lay.boxes.values():
+          assert not _inside(point, box), (name, arc)
+    for n, (_, src) in enumerate(pairs):
+      arc = lay.arcs[n]
+      for (x, y), state in (((arc.x1, arc.y1), src),
+                            ((arc.x2, arc.y2), n // 2 + 2)):
+        bx, by, bw, bh = lay.boxes[state]
+        assert bx <= x <= bx + bw and y in (by, by + bh), (name, arc)

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Measures a GPU or TPU host in one command, in under 8 minutes (each part
+# has a time limit: install 90 s, step timings 200 + 60 s, search 120 s):
+#
+#   bash benchmarks/accelerator_check.sh [OUT.jsonl]
+#
+# 1. Makes sure jax sees the accelerator: if it does not, and pip can reach a
+#    package index, installs the accelerator build of the pinned jax
+#    (jax[cuda12] on NVIDIA GPUs, jax[tpu] on TPU VMs).
+# 2. Times the search steps at both sizes (C=8, 5 cells, batch 32; the
+#    paper's C=16, 8 cells, batch 64): weight step, first order, exact second
+#    order, with the depthwise formulation the library picks there
+#    ('grouped'), and the weight step at C=16 with the CPU one ('shift') for
+#    comparison (benchmarks/darts_step.py; one JSON line each).
+# 3. Runs a short real search through the library: the paper's search
+#    config (C=16, 8 cells, batch 64, exact second order) for 300 steps on
+#    CIFAR-10 if $CIFAR10_DIR names the extracted python batches, else on
+#    random 32x32 images of the same shape (the step does not depend on the
+#    pixels); one JSON line with the steps per second and compile time.
+#
+# Every line names the device. Run from the repository root; results go to
+# OUT.jsonl (default benchmarks/accelerator_check.jsonl) and stdout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-benchmarks/accelerator_check.jsonl}
+PY=${PYTHON:-python3}
+: > "$OUT"
+budget() { timeout "$1" "${@:2}"; }
+# Smaller settings for a dry run on a CPU, e.g.
+# SIZES=4/3/8 MODES=weights SEARCH_PRESET=tiny SEARCH_STEPS=4 bash ...
+SIZES=${SIZES:-8/5/32,16/8/64}
+MODES=${MODES:-weights,first_order,second_order}
+SEARCH_PRESET=${SEARCH_PRESET:-cifar10}
+SEARCH_STEPS=${SEARCH_STEPS:-300}
+
+backend=$($PY -c 'import jax; print(jax.default_backend())' 2>/dev/null)
+if [ "$backend" = "cpu" ] || [ -z "$backend" ]; then
+  ver=$($PY -c 'import jax; print(jax.__version__)' 2>/dev/null || echo 0.10.2)
+  if command -v nvidia-smi >/dev/null 2>&1; then extra=cuda12;
+  elif [ -e /dev/accel0 ] || [ -n "${TPU_NAME:-}" ]; then extra=tpu; else extra=; fi
+  if [ -n "$extra" ]; then
+    echo "jax sees no accelerator; installing jax[$extra]==$ver" >&2
+    budget 90 $PY -m pip install -q "jax[$extra]==$ver" || echo "install failed: measuring what jax sees" >&2
+  fi
+  backend=$($PY -c 'import jax; print(jax.default_backend())')
+fi
+$PY -c 'import jax; print(f"backend {jax.default_backend()}: {jax.devices()}")' >&2
+
+step_check() {  # time limit, then darts_step.py flags
+  budget "$1" $PY benchmarks/darts_step.py --steps=5 "${@:2}" \
+    | sed 's/^{/{"check": "step", /' | tee -a "$OUT"
+}
+step_check 200 --sizes="$SIZES" --modes="$MODES" --depthwise_impl=grouped
+step_check 60 --sizes="${SIZES##*,}" --modes=weights --depthwise_impl=shift
+
+SEARCH_PRESET=$SEARCH_PRESET SEARCH_STEPS=$SEARCH_STEPS \
+  budget 120 $PY - <<'PYEOF' | tee -a "$OUT"
+import json, os, time
+import numpy as np
+import jax
+import nasjax
+nasjax.setup()
+cifar = os.environ.get('CIFAR10_DIR')
+if cifar:
+  ds = nasjax.data.load('cifar10', cifar)
+else:
+  rng = np.random.default_rng(0)
+  ds = nasjax.data.from_arrays(
+      rng.integers(0, 256, (25600, 32, 32, 3), np.uint8),
+      rng.integers(0, 10, 25600), rng.integers(0, 256, (64, 32, 32, 3), np.uint8),
+      rng.integers(0, 10, 64), name='random32')
+config = nasjax.configs.search(os.environ['SEARCH_PRESET'])
+config.max_steps, config.log_every_steps = int(os.environ['SEARCH_STEPS']), 50
+t = time.time()
+found = nasjax.search(ds, config, progress='none')
+s = found.summary
+print(json.dumps({'check': 'search', 'device': jax.devices()[0].device_kind,
+                  'num_devices': jax.device_count(), 'data': ds.name,
+                  'steps': s['step'], 'median_step_s': s['median_step_seconds'],
+                  'loop_s': s['wall_seconds'], 'total_s': time.time() - t,
+                  'jax': jax.__version__}))
+PYEOF
+echo "wrote $OUT" >&2

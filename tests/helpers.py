@@ -104,3 +104,28 @@ class NanGradientModel:
       variables = dict(variables,
                        params=jax.tree.map(nan_gradient, variables['params']))
     return self.model.apply(variables, x, alpha, **kwargs)
+
+
+def event_tags(directory):
+  """{'scalars': set, 'images': set, 'files': [paths]} of the TensorBoard
+  event files under `directory` (read with tensorboardX's protos)."""
+  import os  # pylint: disable=g-import-not-at-top
+  import struct  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  files = [os.path.join(d, f) for d, _, fs in os.walk(directory) for f in fs
+           if 'tfevents' in f]
+  scalars, images = set(), set()
+  for path in files:
+    with open(path, 'rb') as f:
+      data = f.read()
+    i = 0
+    while i < len(data):
+      (length,) = struct.unpack('<Q', data[i:i + 8])
+      event = event_pb2.Event.FromString(data[i + 12:i + 12 + length])
+      i += 12 + length + 4
+      for v in event.summary.value:
+        if v.HasField('image'):
+          images.add(v.tag)
+        elif v.HasField('simple_value'):
+          scalars.add(v.tag)
+  return {'scalars': scalars, 'images': images, 'files': files}

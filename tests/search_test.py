@@ -136,11 +136,27 @@ def test_binary_smoke_run(tmp_path):
                'genotype_reduce.svg', 'results.json'):
     assert (tmp_path / name).exists(), name
   assert (tmp_path / 'genotypes' / 'epoch_000.json').exists()
-  assert os.listdir(tmp_path / 'tb')
+  assert (tmp_path / 'alpha.png').read_bytes()[:4] == b'\x89PNG'
   results = json.loads((tmp_path / 'results.json').read_text())
   assert results['status'] == 'completed' and results['step'] == 2
   assert np.isfinite(results['last_epoch_metrics']['val_loss'])
   assert 'ETA' in out.stderr
+  # The compilation is announced before it starts and timed after it.
+  log = out.stderr
+  assert log.index('Compiling the second_order search step') < log.index(
+      'Compiled the second_order search step') < log.index('step 1/2')
+  # TensorBoard: one event file; softmax(alpha) as one tag per cell, edge
+  # and op, and the alpha matrix as an image.
+  tb = helpers.event_tags(tmp_path / 'tb')
+  assert len(tb['files']) == 1, tb['files']
+  config = configs.get_config('tiny')
+  space = search.darts_cell.DartsCellSpace(
+      tuple(config.search_space.primitives), steps=config.search_space.steps)
+  alpha_tags = {f'alpha_{t}/node{i}_input{j}/{op}' for t in ('normal', 'reduce')
+                for i, j in space.edges() for op in space.primitives}
+  assert alpha_tags <= tb['scalars'], sorted(alpha_tags - tb['scalars'])[:3]
+  assert {'train/train_loss', 'epoch/val_accuracy'} <= tb['scalars']
+  assert tb['images'] == {'alpha'}
 
 
 def test_sigterm_saves_before_exit(tmp_path):

@@ -1,0 +1,280 @@
+"""ENAS controllers: the reference's LSTM samplers as pure, jittable functions.
+
+The parameters come from Flax modules and compute the same function as the
+reference TF code (`melodyguan/enas`, `src/common_ops.py` and
+`src/cifar10/{micro,general}_controller.py`), so trained reference weights
+map onto ours one to one:
+
+| reference variable | here | shape |
+|---|---|---|
+| `lstm/layer_0/w` | `lstm/kernel` | [2H, 4H]: gates `concat([x, h]) @ W`, split i, f, o, g; no bias |
+| `g_emb` | `g_emb` | [1, H] stored as [H] |
+| `emb/w` | `w_emb` | [ops, H] |
+| `softmax/w`, `softmax/b` (micro) | `w_soft`, `b_soft` | [H, ops], [ops] (micro b init [10, 10, 0, ...]) |
+| `attention/w_1`, `w_2`, `v` | `w_attn_1`, `w_attn_2`, `v_attn` | [H, H], [H, H], [H, 1] stored as [H] |
+
+All weights start uniform(-0.1, 0.1), as in the reference.
+
+`sample(params, key)` and `log_prob(params, arc)` (teacher forcing: the same
+pass with the actions given) run as one `lax.scan` over nodes or layers,
+with a padded anchor buffer and masks so every shape is static; `jax.vmap`
+them over keys or arcs to sample and score many children in one call.
+Both return `Sample(arc, log_prob, entropy, skip_penalty, skips)`:
+
+* `log_prob`: the log-probability of the arc (the reference's
+  `sample_log_prob` is its negative);
+* `entropy`: micro, the full categorical entropy of every decision, summed;
+  macro, (-log p) p of each sampled token, summed (the reference's two
+  conventions);
+* `skip_penalty` (macro): per layer i > 0, sum over j < i of
+  KL(Bernoulli(p_ij) || Bernoulli(target)), averaged over the layers. By
+  default p_ij is the skip probability actually sampled, softmax([-q, q])[1]
+  = sigmoid(2q); `skip_penalty_form='reference'` uses sigmoid(q) as the
+  reference does, which pulls the real skip rate to about 0.31 for a 0.4
+  target.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nasjax.search_spaces.enas import MacroSpace, MicroSpace
+
+# The micro normal cell's fixed op bias, added after the tanh (reference).
+NORMAL_OP_BIAS = (0.25, 0.25, -0.25, -0.25, -0.25)
+
+
+def _uniform(key, shape, dtype=jnp.float32):
+  return jax.random.uniform(key, shape, dtype, -0.1, 0.1)
+
+
+class LSTMCell(nn.Module):
+  """The reference's LSTM cell: gates from [x, h] @ W (no bias), i f o g."""
+  size: int
+
+  @nn.compact
+  def __call__(self, carry, x):
+    c, h = carry
+    w = self.param('kernel', _uniform, (2 * self.size, 4 * self.size))
+    i, f, o, g = jnp.split(jnp.concatenate([x, h], -1) @ w, 4, -1)
+    c = jax.nn.sigmoid(i) * jnp.tanh(g) + jax.nn.sigmoid(f) * c
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return c, h
+
+
+class ControllerParams(nn.Module):
+  """Creates a controller's parameters (see the module docstring)."""
+  num_ops: int
+  size: int = 64
+  op_bias_init: tuple[float, ...] | None = None  # micro: [10, 10, 0, ...]
+
+  @nn.compact
+  def __call__(self):
+    h = self.size
+    zero = jnp.zeros((h,))
+    LSTMCell(h, name='lstm')((zero, zero), zero)
+    p = {name: self.param(name, _uniform, shape) for name, shape in (
+        ('g_emb', (h,)), ('w_emb', (self.num_ops, h)),
+        ('w_soft', (h, self.num_ops)), ('w_attn_1', (h, h)),
+        ('w_attn_2', (h, h)), ('v_attn', (h,)))}
+    if self.op_bias_init is not None:
+      p['b_soft'] = self.param(
+          'b_soft', lambda k, s: jnp.asarray(self.op_bias_init, jnp.float32),
+          (self.num_ops,))
+    return p
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerConfig:
+  """The reference's settings: micro search (default) or macro search."""
+  lstm_size: int = 64
+  temperature: float | None = None
+  tanh_constant: float | None = 1.1
+  op_tanh_reduce: float = 2.5            # micro op logits: tanh_c / this
+  skip_target: float = 0.4               # macro
+  skip_penalty_form: str = 'sampled'     # 'sampled' or 'reference'
+
+  def __post_init__(self):
+    if self.skip_penalty_form not in ('sampled', 'reference'):
+      raise ValueError("skip_penalty_form must be 'sampled' or 'reference', "
+                       f'got {self.skip_penalty_form!r}.')
+
+
+MICRO = ControllerConfig()
+MACRO = ControllerConfig(tanh_constant=1.5)
+
+
+class Sample(NamedTuple):
+  arc: object               # micro: int [2, 4B]; macro: {'ops', 'skips'}
+  log_prob: jax.Array
+  entropy: jax.Array
+  skip_penalty: jax.Array   # 0 for micro
+  skips: jax.Array          # number of skips (macro), 0 for micro
+
+
+def init(key, space, config: ControllerConfig = MICRO) -> dict:
+  """The controller's parameters for `space` (a MicroSpace or MacroSpace)."""
+  micro = isinstance(space, MicroSpace)
+  bias = (10.0, 10.0) + (0.0,) * (len(space.ops) - 2) if micro else None
+  return ControllerParams(len(space.ops), config.lstm_size, bias).init(
+      key)['params']
+
+
+def _lstm(params, carry, x):
+  return LSTMCell(x.shape[-1]).apply({'params': params['lstm']}, carry, x)
+
+
+def _shape(logits, temperature, tanh_constant):
+  if temperature is not None:
+    logits = logits / temperature
+  if tanh_constant is not None:
+    logits = tanh_constant * jnp.tanh(logits)
+  return logits
+
+
+def _decide(logits, mask, key, forced, teacher):
+  """One categorical decision: (action, log p, full entropy, sample entropy)."""
+  logits = jnp.where(mask, logits, -jnp.inf)
+  logp_all = jax.nn.log_softmax(logits)
+  action = forced if teacher else jax.random.categorical(key, logits)
+  logp = logp_all[action]
+  full = -jnp.sum(jnp.where(mask, jnp.exp(logp_all) * logp_all, 0.0))
+  return action, logp, full, -logp * jnp.exp(logp)
+
+
+def _micro_cell(params, config, space, carry, key, forced, teacher,
+                use_bias):
+  """One cell's 4B tokens; returns the final (c, h) and the cell's sums."""
+  b, hsize = space.num_nodes, config.lstm_size
+  states = b + 2
+  g = params['g_emb']
+  anchors = jnp.zeros((states, hsize))
+  w1 = jnp.zeros((states, hsize))
+  for k in range(2):  # The two cell inputs: keys from g_emb, values zero.
+    carry = _lstm(params, carry, g)
+    w1 = w1.at[k].set(carry[1] @ params['w_attn_1'])
+  op_tanh = (None if config.tanh_constant is None else
+             config.tanh_constant / config.op_tanh_reduce)
+  fixed = jnp.asarray(NORMAL_OP_BIAS[:len(space.ops)] if use_bias else
+                      (0.0,) * len(space.ops))
+
+  def node(scan_carry, inputs):
+    carry, anchors, w1 = scan_carry
+    i, key, tokens = inputs
+    keys = jax.random.split(key, 4)
+    mask = jnp.arange(states) < i + 2
+    x, out, logp, ent = g, [None] * 4, 0.0, 0.0
+    for s in range(2):  # index_1, index_2
+      carry = _lstm(params, carry, x)
+      q = jnp.tanh(w1 + carry[1] @ params['w_attn_2']) @ params['v_attn']
+      q = _shape(q, config.temperature, config.tanh_constant)
+      a, lp, full, _ = _decide(q, mask, keys[s], tokens[2 * s], teacher)
+      out[2 * s], logp, ent, x = a, logp + lp, ent + full, anchors[a]
+    for s in range(2):  # op_1, op_2
+      carry = _lstm(params, carry, x)
+      logits = carry[1] @ params['w_soft'] + params['b_soft']
+      logits = _shape(logits, config.temperature, op_tanh) + fixed
+      a, lp, full, _ = _decide(logits, jnp.ones(len(space.ops), bool),
+                               keys[2 + s], tokens[2 * s + 1], teacher)
+      out[2 * s + 1], logp, ent, x = a, logp + lp, ent + full, params[
+          'w_emb'][a]
+    carry = _lstm(params, carry, x)
+    anchors = anchors.at[i + 2].set(carry[1])
+    w1 = w1.at[i + 2].set(carry[1] @ params['w_attn_1'])
+    return (carry, anchors, w1), (jnp.stack(out), logp, ent)
+
+  (carry, _, _), (tokens, logp, ent) = jax.lax.scan(
+      node, (carry, anchors, w1),
+      (jnp.arange(b), jax.random.split(key, b), forced.reshape(b, 4)))
+  return carry, tokens.reshape(-1), logp.sum(), ent.sum()
+
+
+def _micro(params, space, config, key, forced, teacher) -> Sample:
+  zero = jnp.zeros((config.lstm_size,))
+  k_normal, k_reduce = jax.random.split(key)
+  carry, normal, lp1, e1 = _micro_cell(params, config, space, (zero, zero),
+                                       k_normal, forced[0], teacher, True)
+  _, reduce, lp2, e2 = _micro_cell(params, config, space, carry, k_reduce,
+                                   forced[1], teacher, False)
+  z = jnp.zeros(())
+  return Sample(jnp.stack([normal, reduce]).astype(jnp.int32), lp1 + lp2,
+                e1 + e2, z, z)
+
+
+def _kl(p, target):
+  p = jnp.clip(p, 1e-7, 1 - 1e-7)
+  return p * jnp.log(p / target) + (1 - p) * jnp.log((1 - p) / (1 - target))
+
+
+def _macro(params, space, config, key, forced, teacher) -> Sample:
+  n, hsize = space.num_layers, config.lstm_size
+  g = params['g_emb']
+  zero = jnp.zeros((hsize,))
+
+  def layer(scan_carry, inputs):
+    carry, x, anchors, w1 = scan_carry
+    i, key, f_op, f_skips = inputs
+    k_op, k_skip = jax.random.split(key)
+    carry = _lstm(params, carry, x)
+    logits = _shape(carry[1] @ params['w_soft'], config.temperature,
+                    config.tanh_constant)
+    op, lp_op, _, ent_op = _decide(logits, jnp.ones(len(space.ops), bool),
+                                   k_op, f_op, teacher)
+    carry = _lstm(params, carry, params['w_emb'][op])
+    mask = jnp.arange(n) < i
+    q = jnp.tanh(w1 + carry[1] @ params['w_attn_2']) @ params['v_attn']
+    q = _shape(q, config.temperature, config.tanh_constant)
+    pair = jnp.stack([-q, q], -1)                               # [n, 2]
+    logp_pair = jax.nn.log_softmax(pair)
+    skips = f_skips if teacher else jax.random.categorical(k_skip, pair)
+    skips = jnp.where(mask, skips, 0)
+    lp = jnp.take_along_axis(logp_pair, skips[:, None], -1)[:, 0]
+    lp_skip = jnp.sum(jnp.where(mask, lp, 0.0))
+    ent_skip = jnp.sum(jnp.where(mask, -lp * jnp.exp(lp), 0.0))
+    p = (jax.nn.sigmoid(2 * q) if config.skip_penalty_form == 'sampled'
+         else jax.nn.sigmoid(q))
+    kl = jnp.sum(jnp.where(mask, _kl(p, config.skip_target), 0.0))
+    count = jnp.sum(skips)
+    mean_in = (skips.astype(jnp.float32) @ anchors) / (1.0 + count)
+    x = jnp.where(i > 0, mean_in, g)
+    anchors = anchors.at[i].set(carry[1])
+    w1 = w1.at[i].set(carry[1] @ params['w_attn_1'])
+    return (carry, x, anchors, w1), (op, skips, lp_op + lp_skip,
+                                     ent_op + ent_skip, kl, count)
+
+  init_carry = ((zero, zero), g, jnp.zeros((n, hsize)), jnp.zeros((n, hsize)))
+  _, (ops, skips, lp, ent, kl, count) = jax.lax.scan(
+      layer, init_carry, (jnp.arange(n), jax.random.split(key, n),
+                          forced['ops'], forced['skips']))
+  penalty = kl[1:].mean() if n > 1 else jnp.zeros(())
+  arc = {'ops': ops.astype(jnp.int32), 'skips': skips.astype(jnp.int32)}
+  return Sample(arc, lp.sum(), ent.sum(), penalty, count.sum())
+
+
+def _empty(space):
+  if isinstance(space, MicroSpace):
+    return jnp.zeros(space.arc_shape, jnp.int32)
+  n = space.num_layers
+  return {'ops': jnp.zeros((n,), jnp.int32),
+          'skips': jnp.zeros((n, n), jnp.int32)}
+
+
+def _run(params, space, config, key, forced, teacher) -> Sample:
+  fn = _micro if isinstance(space, MicroSpace) else _macro
+  return fn(params, space, config, key, forced, teacher)
+
+
+def sample(params, key, *, space, config: ControllerConfig = MICRO) -> Sample:
+  """Samples one arc; `jax.vmap` over keys for several."""
+  return _run(params, space, config, key, _empty(space), False)
+
+
+def log_prob(params, arc, *, space, config: ControllerConfig = MICRO
+             ) -> Sample:
+  """Scores a given arc (teacher forcing); `.arc` echoes it."""
+  if not isinstance(space, (MicroSpace, MacroSpace)):
+    raise TypeError(f'Unknown space {type(space).__name__}.')
+  return _run(params, space, config, jax.random.key(0), arc, True)

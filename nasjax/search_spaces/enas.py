@@ -1,0 +1,178 @@
+"""The ENAS convolutional search spaces (Pham et al., 2018) as data.
+
+Micro (cells): B new nodes per cell; node i (0-based) picks two inputs among
+the i + 2 earlier states (the two cell inputs first) and one op for each; the
+node is the sum of the two; the unused states are concatenated. A normal
+and a reduction cell are chosen independently. An arc is the reference's
+token list: per cell, per node `index_1, op_1, index_2, op_2` (4B tokens),
+normal cell first; here an int array [2, 4B].
+
+Macro (whole network): L layers; layer i picks one of 6 ops and any subset
+of the layers before it as skip inputs. The reference's arc is, per layer,
+`op, skip_0 .. skip_{i-1}` (L(L+1)/2 tokens); here `{'ops': [L], 'skips':
+[L, L]}` with skips[i, j] = 1 if layer i reads layer j (j < i; 0 above the
+diagonal), which has a static shape, and `to_tokens` / `from_tokens` convert.
+
+Both spaces also enumerate their decisions as `Choice`s (the currency of
+`search_spaces`), so one description drives the controller, a uniform
+sampler and the exporters. `num_architectures` is exact (a Python int):
+
+* macro, L = 12: 6^12 * 2^66 = 160,618,186,625,454,535,808,756,219,904
+  (about 1.6e29), the paper's figure;
+* micro, B = 5: (prod_i ((i + 2) * 5)^2)^2 = (5^10 * 720^2)^2, about
+  2.6e25 token sequences. A node's two (input, op) pairs are summed, so a
+  pair of pairs in either order is the same node: unordered, (prod_i
+  C(5(i + 2) + 1, 2))^2, about 4.4e22 distinct pairs of cells. The paper's
+  "(5 x (B - 2)!)^4 = 1.3e11 with B = 7" is neither: it is 600^4, i.e. per
+  cell and per input slot one op choice (5, not 5^5) times 1 x 2 x ... x 5
+  input choices (node i offered i + 1 states, not i + 2), squared for the
+  two slots and again for the two cells.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from nasjax.search_spaces.base import Choice
+
+MICRO_OPS = ('sep_conv_3x3', 'sep_conv_5x5', 'avg_pool_3x3', 'max_pool_3x3',
+             'identity')
+MACRO_OPS = ('conv_3x3', 'sep_conv_3x3', 'conv_5x5', 'sep_conv_5x5',
+             'avg_pool_3x3', 'max_pool_3x3')
+CELLS = ('normal', 'reduce')
+
+
+@dataclasses.dataclass(frozen=True)
+class MicroSpace:
+  """ENAS cells: `num_nodes` new nodes, each two (input, op) pairs."""
+  num_nodes: int = 5
+  ops: tuple[str, ...] = MICRO_OPS
+
+  @property
+  def arc_shape(self) -> tuple[int, int]:
+    return (2, 4 * self.num_nodes)
+
+  def choices(self) -> tuple[Choice, ...]:
+    """In the reference's sampling order: per node index_1, index_2, op_1,
+    op_2 (its arcs interleave them: index_1, op_1, index_2, op_2)."""
+    out = []
+    for cell in CELLS:
+      for i in range(self.num_nodes):
+        for s in (1, 2):
+          out.append(Choice(f'{cell}/node{i}/input{s}', tuple(range(i + 2))))
+        for s in (1, 2):
+          out.append(Choice(f'{cell}/node{i}/op{s}', self.ops))
+    return tuple(out)
+
+  def num_architectures(self, distinct: bool = False) -> int:
+    """Token sequences (default), or distinct cells when `distinct` (a node's
+    two pairs unordered)."""
+    per_cell = 1
+    for i in range(self.num_nodes):
+      pairs = (i + 2) * len(self.ops)
+      per_cell *= math.comb(pairs + 1, 2) if distinct else pairs ** 2
+    return per_cell ** 2
+
+  def check(self, arc) -> np.ndarray:
+    """`arc` as an int array [2, 4B], or a ValueError saying what is wrong."""
+    a = np.asarray(arc)
+    if a.shape != self.arc_shape:
+      a = a.reshape(-1)
+      if a.size != 2 * 4 * self.num_nodes:
+        raise ValueError(f'A micro arc of {self.num_nodes} nodes has '
+                         f'{8 * self.num_nodes} tokens, got {a.size}.')
+      a = a.reshape(self.arc_shape)
+    for c, cell in enumerate(CELLS):
+      for i in range(self.num_nodes):
+        idx1, op1, idx2, op2 = a[c, 4 * i:4 * i + 4]
+        for idx in (idx1, idx2):
+          if not 0 <= idx < i + 2:
+            raise ValueError(f'{cell} node {i}: input {idx} is not one of the '
+                             f'{i + 2} earlier states.')
+        for op in (op1, op2):
+          if not 0 <= op < len(self.ops):
+            raise ValueError(f'{cell} node {i}: op {op} is not in 0..'
+                             f'{len(self.ops) - 1}.')
+    return a.astype(np.int32)
+
+  def random_arc(self, rng: np.random.Generator) -> np.ndarray:
+    a = np.zeros(self.arc_shape, np.int32)
+    for c in range(2):
+      for i in range(self.num_nodes):
+        a[c, 4 * i + 0] = rng.integers(i + 2)
+        a[c, 4 * i + 2] = rng.integers(i + 2)
+        a[c, 4 * i + 1] = rng.integers(len(self.ops))
+        a[c, 4 * i + 3] = rng.integers(len(self.ops))
+    return a
+
+  def loose_ends(self, cell_arc) -> list[int]:
+    """States (2..B+1) that no node reads: the ones the cell concatenates."""
+    a = np.asarray(cell_arc)
+    used = {int(a[4 * i]) for i in range(self.num_nodes)}
+    used |= {int(a[4 * i + 2]) for i in range(self.num_nodes)}
+    return [s for s in range(2, self.num_nodes + 2) if s not in used]
+
+
+@dataclasses.dataclass(frozen=True)
+class MacroSpace:
+  """ENAS whole networks: `num_layers` layers, an op and skips each."""
+  num_layers: int = 12
+  ops: tuple[str, ...] = MACRO_OPS
+
+  def choices(self) -> tuple[Choice, ...]:
+    out = []
+    for i in range(self.num_layers):
+      out.append(Choice(f'layer{i}/op', self.ops))
+      for j in range(i):
+        out.append(Choice(f'layer{i}/skip{j}', (0, 1)))
+    return tuple(out)
+
+  def num_architectures(self) -> int:
+    n = self.num_layers
+    return len(self.ops) ** n * 2 ** (n * (n - 1) // 2)
+
+  @property
+  def num_tokens(self) -> int:
+    return self.num_layers * (self.num_layers + 1) // 2
+
+  def to_tokens(self, arc) -> np.ndarray:
+    """The reference's flat arc: per layer `op, skip_0 .. skip_{i-1}`."""
+    ops, skips = np.asarray(arc['ops']), np.asarray(arc['skips'])
+    out = []
+    for i in range(self.num_layers):
+      out.append(int(ops[i]))
+      out.extend(int(s) for s in skips[i, :i])
+    return np.asarray(out, np.int32)
+
+  def from_tokens(self, tokens) -> dict[str, np.ndarray]:
+    t = np.asarray(tokens).reshape(-1)
+    if t.size != self.num_tokens:
+      raise ValueError(f'A macro arc of {self.num_layers} layers has '
+                       f'{self.num_tokens} tokens, got {t.size}.')
+    ops = np.zeros(self.num_layers, np.int32)
+    skips = np.zeros((self.num_layers, self.num_layers), np.int32)
+    k = 0
+    for i in range(self.num_layers):
+      ops[i] = t[k]
+      skips[i, :i] = t[k + 1:k + 1 + i]
+      k += 1 + i
+    return self.check({'ops': ops, 'skips': skips})
+
+  def check(self, arc) -> dict[str, np.ndarray]:
+    ops, skips = np.asarray(arc['ops']), np.asarray(arc['skips'])
+    n = self.num_layers
+    if ops.shape != (n,) or skips.shape != (n, n):
+      raise ValueError(f'A macro arc of {n} layers has ops [{n}] and skips '
+                       f'[{n}, {n}], got {ops.shape} and {skips.shape}.')
+    if ops.min() < 0 or ops.max() >= len(self.ops):
+      raise ValueError(f'Macro ops must lie in 0..{len(self.ops) - 1}.')
+    if not np.isin(skips, (0, 1)).all() or np.triu(skips).any():
+      raise ValueError('Macro skips must be 0/1, with skips[i, j] = 0 for '
+                       'j >= i.')
+    return {'ops': ops.astype(np.int32), 'skips': skips.astype(np.int32)}
+
+  def random_arc(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    ops = rng.integers(len(self.ops), size=self.num_layers).astype(np.int32)
+    skips = np.tril(rng.integers(2, size=(self.num_layers,) * 2), -1)
+    return {'ops': ops, 'skips': skips.astype(np.int32)}

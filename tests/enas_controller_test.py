@@ -327,3 +327,20 @@ def test_controller_learns_a_rewarded_op():
     state, _ = step(state, key)
   assert start < 0.6 and p_op(state.params) > 0.9, (start,
                                                      p_op(state.params))
+
+
+def test_published_arcs_decode_as_the_reference_describes():
+  from nasjax.search_spaces import enas  # pylint: disable=g-import-not-at-top
+  space, arc = enas.published('ENAS_MACRO')
+  assert space.num_layers == 24 and space.num_tokens == 300
+  assert enas.to_string(arc['ops']) == (
+      '0 3 0 2 2 3 2 2 1 0 2 0 2 1 0 2 2 2 3 3 0 3 0 0')
+  assert int(arc['skips'].sum()) == 98  # Of 276 possible.
+  assert enas.to_string(space.to_tokens(arc)) == enas.ENAS_MACRO
+  space, arc = enas.published('ENAS_MICRO')
+  assert space.loose_ends(arc[0]) == [2, 3, 4, 5, 6]
+  assert space.loose_ends(arc[1]) == [2, 4, 5, 6]
+  # Reduction node 4 (state 4) = sep5(1) + sep5(3).
+  np.testing.assert_array_equal(arc[1, 8:12], [1, 1, 3, 1])
+  with pytest.raises(ValueError, match='Unknown ENAS arc'):
+    enas.published('ENAS_NANO')

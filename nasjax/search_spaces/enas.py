@@ -176,3 +176,47 @@ class MacroSpace:
     ops = rng.integers(len(self.ops), size=self.num_layers).astype(np.int32)
     skips = np.tril(rng.integers(2, size=(self.num_layers,) * 2), -1)
     return {'ops': ops, 'skips': skips.astype(np.int32)}
+
+
+def to_string(tokens) -> str:
+  """The reference's arc string: tokens separated by spaces."""
+  return ' '.join(str(int(t)) for t in np.asarray(tokens).reshape(-1))
+
+
+def from_string(text: str) -> np.ndarray:
+  try:
+    return np.asarray([int(t) for t in text.split()], np.int32)
+  except ValueError:
+    raise ValueError(f'An arc string is integers separated by spaces, got '
+                     f'{text[:60]!r}.') from None
+
+
+# The published arcs (the reference's scripts/cifar10_{micro,macro}_final.sh).
+ENAS_MICRO = ('0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 '
+              '1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1')
+ENAS_MACRO = ' '.join((
+    '0', '3 0', '0 1 0', '2 0 0 1', '2 0 0 0 0', '3 1 1 0 1 0',
+    '2 0 0 0 0 0 1', '2 0 1 1 0 1 1 1', '1 0 1 1 1 0 1 0 1',
+    '0 0 0 0 0 0 0 0 0 0', '2 0 0 0 0 0 1 0 0 0 0',
+    '0 1 0 0 1 1 0 0 0 0 1 1', '2 0 1 0 0 0 0 0 1 0 1 1 0',
+    '1 0 0 1 0 0 0 1 1 1 0 1 0 1', '0 1 1 0 1 0 1 0 0 0 0 0 1 0 0',
+    '2 0 0 1 0 0 0 0 0 0 0 1 0 1 0 1', '2 0 1 0 0 0 1 0 0 1 1 1 1 0 0 1 0',
+    '2 0 0 0 0 1 0 1 0 1 0 0 1 0 1 0 0 1',
+    '3 0 1 1 0 1 0 0 0 0 0 1 0 1 0 1 0 0 0',
+    '3 0 1 1 0 0 0 0 0 0 0 0 0 1 1 0 0 0 0 1',
+    '0 1 0 0 1 0 1 1 0 0 0 1 0 0 0 0 0 1 1 0 0',
+    '3 0 1 0 1 1 0 0 1 0 1 1 0 1 1 0 1 0 0 1 0 0',
+    '0 1 0 1 0 1 0 0 0 0 0 0 0 0 1 0 1 0 0 1 0 0 0',
+    '0 1 1 0 0 0 1 1 1 0 1 0 0 0 1 0 1 0 0 1 1 0 0 0'))
+
+
+def published(name: str):
+  """(space, arc) of a published ENAS arc: 'ENAS_MICRO' or 'ENAS_MACRO'."""
+  if name == 'ENAS_MICRO':
+    space = MicroSpace()
+    return space, space.check(from_string(ENAS_MICRO))
+  if name == 'ENAS_MACRO':
+    space = MacroSpace(num_layers=24)
+    return space, space.from_tokens(from_string(ENAS_MACRO))
+  raise ValueError(f"Unknown ENAS arc {name!r}; valid: 'ENAS_MICRO', "
+                   "'ENAS_MACRO'.")

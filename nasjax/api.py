@@ -28,8 +28,10 @@ from nasjax.final import train as train_lib
 Config = ml_collections.ConfigDict | str | None
 
 
-def _config(config: Config, preset: Callable, dataset) -> ml_collections.ConfigDict:
-  """A copy of `config` (or of the preset it names) fitted to `dataset`."""
+def _config(config: Config, preset: Callable, dataset,
+            stages=lambda c: (c,)) -> ml_collections.ConfigDict:
+  """A copy of `config` (or of the preset it names), every one of its
+  `stages` (the run configs inside it) fitted to `dataset`."""
   if config is None or isinstance(config, str):
     config = preset(*([config] if config else []))
   elif isinstance(config, ml_collections.ConfigDict):
@@ -37,8 +39,9 @@ def _config(config: Config, preset: Callable, dataset) -> ml_collections.ConfigD
   else:
     raise TypeError(f'config must be a preset name or a ConfigDict, got '
                     f'{type(config).__name__}.')
-  config.data.name = dataset.name
-  config.data.image_shape = tuple(dataset.image_shape)
+  for stage in stages(config):
+    stage.data.name = dataset.name
+    stage.data.image_shape = tuple(dataset.image_shape)
   return config
 
 
@@ -122,11 +125,7 @@ def select(dataset, config: Config = None, *, workdir: str | None = None,
   """
   platform.ensure_setup()
   dataset = _dataset(dataset)
-  if config is None or isinstance(config, str):
-    config = configs.selection.get_config(config or 'darts_cifar10')
-  else:
-    config = ml_collections.ConfigDict(config.to_dict())
-  for stage in (config.search, config.candidate_train, config.final_train):
-    stage.data.name = dataset.name
-    stage.data.image_shape = tuple(dataset.image_shape)
+  config = _config(config or 'darts_cifar10', configs.selection.get_config,
+                   dataset, lambda c: (c.search, c.candidate_train,
+                                       c.final_train))
   return selection_lib.run(config, workdir, dataset, progress=progress)

@@ -157,7 +157,8 @@ def random_genotype(space: darts_cell.DartsCellSpace,
   return Genotype(random_cell(space, rng), space.concat,
                   random_cell(space, rng), space.concat)
 
-def _softmax(x):
+def softmax(x) -> np.ndarray:
+  """Row-wise softmax in float64 (derivation and the search history)."""
   x = np.asarray(x, np.float64)
   e = np.exp(x - x.max(-1, keepdims=True))
   return e / e.sum(-1, keepdims=True)
@@ -167,8 +168,8 @@ def from_alpha(alpha: Mapping[str, np.ndarray],
                space: darts_cell.DartsCellSpace) -> Genotype:
   """The paper's derivation: top-2 edges per node, argmax non-'none' op."""
   concat = space.concat
-  return Genotype(derive_cell(_softmax(alpha['normal']), space), concat,
-                  derive_cell(_softmax(alpha['reduce']), space), concat)
+  return Genotype(derive_cell(softmax(alpha['normal']), space), concat,
+                  derive_cell(softmax(alpha['reduce']), space), concat)
 
 
 # ---------------------------------------------------------------- JSON

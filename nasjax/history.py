@@ -58,12 +58,8 @@ class EpochRecord:
 
 def softmax(alpha: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Row-wise softmax of every cell type's alpha, as float32 numpy."""
-  out = {}
-  for k, a in alpha.items():
-    a = np.asarray(a, np.float64)
-    w = np.exp(a - a.max(-1, keepdims=True))
-    out[k] = (w / w.sum(-1, keepdims=True)).astype(np.float32)
-  return out
+  return {k: genotype_lib.softmax(a).astype(np.float32)
+          for k, a in alpha.items()}
 
 
 def add(records: list[EpochRecord], record: EpochRecord) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 
 from nasjax import checkpoint
 from nasjax import errors
+from nasjax import history as history_lib
 from nasjax import parallel
 from nasjax import progress as progress_lib
 
@@ -70,9 +71,6 @@ class Interrupt:
   def __exit__(self, *exc):
     if self._old is not None:
       signal.signal(signal.SIGTERM, self._old)
-
-
-fmt_time = progress_lib.fmt_time
 
 
 @dataclasses.dataclass
@@ -143,11 +141,15 @@ def _flatten(d: dict, prefix: str = '') -> dict:
   return out
 
 
+def _plain(x):
+  """`x` as JSON reads it back (tuples as lists), for comparisons."""
+  return json.loads(json.dumps(x))
+
+
 def config_differences(saved: dict, now: dict,
                        ignore=RESUMABLE_FIELDS) -> list[str]:
   """'field: saved -> now' for every field that differs, but `ignore`d ones."""
-  saved = _flatten(json.loads(json.dumps(saved)))
-  now = _flatten(json.loads(json.dumps(now)))
+  saved, now = _flatten(_plain(saved)), _flatten(_plain(now))
   return [f'{k}: {saved.get(k, "(absent)")!r} in the workdir, '
           f'{now.get(k, "(absent)")!r} now'
           for k in sorted(set(saved) | set(now))
@@ -175,7 +177,7 @@ def resume(checkpointer: checkpoint.Checkpointer, state, mesh,
         continue
       if isinstance(value, dict) and key == 'config':
         diffs += config_differences(meta[key], value)
-      elif json.loads(json.dumps(meta[key])) != json.loads(json.dumps(value)):
+      elif _plain(meta[key]) != _plain(value):
         diffs.append(f'{key} differs')
     if diffs:
       raise errors.ConfigError(
@@ -187,6 +189,35 @@ def resume(checkpointer: checkpoint.Checkpointer, state, mesh,
   logging.info('Resumed from step %d (%s).', meta['step'],
                checkpointer.directory)
   return parallel.replicate(restored, mesh), meta
+
+
+@dataclasses.dataclass
+class Opened:
+  """A run's starting point (`open_run`)."""
+  state: Any
+  start: int                                   # the step it starts at
+  checkpointer: checkpoint.Checkpointer | None
+  meta: dict | None                            # of the restored checkpoint
+  history: list                                # `history.EpochRecord`s so far
+
+
+def open_run(workdir: str | None, state, mesh, *, keep: int, expect: dict,
+             report: progress_lib.Progress, what: str,
+             total_steps: int) -> Opened:
+  """Checkpointer, resumed state and history of a run in `workdir`, or a
+  fresh start with nothing to save when `workdir` is None.
+
+  `expect` is `resume`'s; `what` names the run in the resume message.
+  """
+  if workdir is None:
+    return Opened(state, int(jax.device_get(state.step)), None, None, [])
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), keep)
+  state, meta = resume(ckpt, state, mesh, expect=expect)
+  start = int(jax.device_get(state.step))
+  if start:
+    report.message(f'Resuming the {what} in {workdir} at step {start} of '
+                   f'{total_steps}.')
+  return Opened(state, start, ckpt, meta, history_lib.load(workdir, start))
 
 
 def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
@@ -286,11 +317,11 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
         jax.block_until_ready(metrics)
         step_times.append(time.time() - t)
         done = i + 1
-        host = None
+        host, rate = None, None
         if done % log_every == 0 or done == total_steps:
           host = flush()
-        report.step(done, total_steps, host,
-                    float(np.median(step_times[-20:])))
+          rate = float(np.median(step_times[-20:]))
+        report.step(done, total_steps, host, rate)
         if done % steps_per_epoch == 0 or done == total_steps:
           flush()
           # A run that stops mid-epoch (max_steps) reports the epoch so far

@@ -109,8 +109,9 @@ class Progress:
                        unit='step', dynamic_ncols=True, leave=True)
 
   def step(self, done: int, total: int, metrics: dict | None,
-           seconds_per_step: float) -> None:
-    """After step `done` (1-based); `metrics` when fetched (every N)."""
+           seconds_per_step: float | None) -> None:
+    """After step `done` (1-based); `metrics` and the recent seconds per
+    step when they were fetched (every N steps), else None."""
     if self._bar is not None:
       self._bar.update(done - self._bar.n)
       if metrics:

@@ -3,8 +3,6 @@
 import os
 import re
 
-import chex
-import jax
 import numpy as np
 import pytest
 
@@ -13,6 +11,7 @@ from nasjax import errors
 from nasjax import genotype as G
 from nasjax import history as history_lib
 from nasjax import parallel
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,13 +36,7 @@ def _tiny_search(**fields):
   c = nasjax.configs.search('tiny')
   c.search.arch_mode = 'first_order'  # The step search_test compiles too.
   c.num_devices, c.max_steps = 1, 0
-  for k, v in fields.items():
-    node = c
-    *path, last = k.split('.')
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+  return helpers.override(c, **fields)
 
 
 def test_readme_python_code_runs_at_tiny_size(tmp_path, monkeypatch):

@@ -39,7 +39,6 @@ import numpy as np
 
 from nasjax.data import pipeline
 from nasjax import augment
-from nasjax import checkpoint
 from nasjax import config_checks
 from nasjax import genotype as genotype_lib
 from nasjax import history as history_lib
@@ -186,18 +185,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
 
   state = init_state(model, space, tx, arch_tx, dataset.image_shape,
                      config.seed, mesh)
-  ckpt, records, meta = None, [], None
-  if workdir is not None:
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
-                                   config.keep_checkpoints)
-    state, meta = loop.resume(ckpt, state, mesh,
-                        expect={'config': config.to_dict()})
-  start = int(jax.device_get(state.step))
-  if workdir is not None:
-    records = history_lib.load(workdir, start)
-    if start:
-      report.message(f'Resuming the search in {workdir} at step {start} of '
-                     f'{total_steps}.')
+  opened = loop.open_run(workdir, state, mesh, keep=config.keep_checkpoints,
+                         expect={'config': config.to_dict()}, report=report,
+                         what='search', total_steps=total_steps)
+  state, start, ckpt, records = (opened.state, opened.start,
+                                 opened.checkpointer, opened.history)
 
   is_weights = config.search.arch_mode == 'weights_only'
   if is_weights:
@@ -290,7 +282,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                     learning_rate=schedule,
                     log_every=config.log_every_steps,
                     checkpoint_every=config.checkpoint_every_steps,
-                    report=report, resumed_meta=meta,
+                    report=report, resumed_meta=opened.meta,
                     first_step_compiles=None if staged else what)
   state, step_times = result.state, result.step_times
   if writer is not None:

@@ -48,7 +48,6 @@ from nasjax import progress as progress_lib
 from nasjax.darts import search
 from nasjax.data import pipeline
 from nasjax.final import train
-from nasjax.search_spaces import darts_cell
 
 
 @dataclasses.dataclass
@@ -76,11 +75,6 @@ class SelectionResult:
   final: train.TrainResult | None = None
   summary: dict = dataclasses.field(default_factory=dict)
   table: str = ''
-
-
-def _space(search_config) -> darts_cell.DartsCellSpace:
-  return darts_cell.DartsCellSpace(tuple(search_config.search_space.primitives),
-                                   steps=search_config.search_space.steps)
 
 
 def holdout(dataset: pipeline.Dataset, fraction: float) -> pipeline.Dataset:
@@ -156,7 +150,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None,
       return SelectionResult('interrupted', f'search_{k}', searches=searches)
     candidates.append((f'searched_{k}', sc.seed, found.genotype))
   rng = np.random.default_rng(config.random_seed)
-  space = _space(config.search)
+  space = searches[0].space  # num_searches >= 1 (config_checks).
   for i in range(config.num_random):
     candidates.append((f'random_{i}', None,
                        genotype_lib.random_genotype(space, rng)))

@@ -38,7 +38,6 @@ import numpy as np
 
 from nasjax.data import pipeline
 from nasjax import augment
-from nasjax import checkpoint
 from nasjax import config_checks
 from nasjax import genotype as genotype_lib
 from nasjax import history as history_lib
@@ -188,22 +187,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
                  f"({counts['param_count_with_aux']:,} with the auxiliary "
                  'head).')
 
-  ckpt, records, meta = None, [], None
-  if workdir is not None:
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
-                                   config.keep_checkpoints)
-    state, meta = loop.resume(ckpt, state, mesh, expect={
-        'config': config.to_dict(),
-        'genotype': genotype_lib.to_dict(genotype)})
-  start = int(jax.device_get(state.step))
+  opened = loop.open_run(
+      workdir, state, mesh, keep=config.keep_checkpoints,
+      expect={'config': config.to_dict(),
+              'genotype': genotype_lib.to_dict(genotype)},
+      report=report, what='training', total_steps=total_steps)
+  state, start, ckpt, records = (opened.state, opened.start,
+                                 opened.checkpointer, opened.history)
   pidx, pcount = parallel.process_info()
-  if workdir is not None:
-    records = history_lib.load(workdir, start)
-    if start:
-      report.message(f'Resuming the training in {workdir} at step {start} '
-                     f'of {total_steps}.')
-    if pidx == 0:
-      genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
+  if workdir is not None and pidx == 0:
+    genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
 
   t = config.train
   step_fn = parallel.jit_step(functools.partial(
@@ -272,7 +265,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
                     end_of_epoch=end_of_epoch, writer=writer,
                     learning_rate=schedule, log_every=config.log_every_steps,
                     checkpoint_every=config.checkpoint_every_steps,
-                    report=report, resumed_meta=meta,
+                    report=report, resumed_meta=opened.meta,
                     first_step_compiles=(
                         f'the training step (C={config.model.channels}, '
                         f'{config.model.layers} cells, batch '

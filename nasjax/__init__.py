@@ -4,6 +4,7 @@
   ds = nasjax.data.load('digits')
   found = nasjax.search(ds, 'digits')
   trained = nasjax.retrain(ds, found.genotype, 'digits')
+  enas = nasjax.enas_search(ds, 'digits')      # ENAS: controller + child
 
 Modules: `configs` (the papers' presets), `data` (datasets), `genotype`
 (derivation, the published zoo), `plot`, `platform` (process set-up); the
@@ -15,6 +16,7 @@ from nasjax import data
 from nasjax import genotype
 from nasjax import history
 from nasjax import plot
+from nasjax.api import enas_search
 from nasjax.api import retrain
 from nasjax.api import search
 from nasjax.api import select

@@ -22,6 +22,7 @@ from nasjax import data as data_lib
 from nasjax import genotype as genotype_lib
 from nasjax import platform
 from nasjax.darts import search as search_lib
+from nasjax.enas import search as enas_search_lib
 from nasjax.final import selection as selection_lib
 from nasjax.final import train as train_lib
 
@@ -79,6 +80,31 @@ def search(dataset, config: Config = None, *, workdir: str | None = None,
   dataset = _dataset(dataset)
   return search_lib.search(_config(config, configs.search, dataset), workdir,
                            dataset, callback=callback, progress=progress)
+
+
+def enas_search(dataset, config: Config = None, *,
+                workdir: str | None = None, callback=None,
+                progress: str = 'auto') -> enas_search_lib.EnasSearchResult:
+  """An ENAS search on `dataset` (`nasjax.enas.search`).
+
+  Args:
+    dataset: a `nasjax.data.Dataset` (or 'digits'); the last
+      `data.num_valid` training images are held out for the controller.
+    config: a `nasjax.configs.enas` preset name ('micro', the reference's
+      cell search; 'macro', 'digits', 'micro_tiny', 'macro_tiny') or a
+      ConfigDict; None: 'micro'. Not modified.
+    workdir, callback, progress: as for `search`.
+
+  Returns:
+    An `EnasSearchResult`: `.arc` and `.arc_string` (the derived
+    architecture), `.accuracy`, `.candidates`, `.history` (per epoch: child
+    and controller means, `.arcs` the best sampled), `.state`, `.summary`.
+  """
+  platform.ensure_setup()
+  dataset = _dataset(dataset)
+  return enas_search_lib.search(_config(config, configs.enas, dataset),
+                                workdir, dataset, callback=callback,
+                                progress=progress)
 
 
 def retrain(dataset, genotype, config: Config = None, *,

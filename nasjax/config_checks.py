@@ -22,7 +22,7 @@ NETWORK_KINDS = ('cifar', 'imagenet')
 SCHEDULES = ('cosine', 'exponential')
 
 
-def _check_run(f: errors.Fields, devices: int | None) -> None:
+def _check_run(f: errors.Fields, devices: int | None, config) -> None:
   """The fields every run config shares (nasjax/configs/common.py)."""
   f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps')
   f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
@@ -35,8 +35,10 @@ def _check_run(f: errors.Fields, devices: int | None) -> None:
           f'expected [H, W, C], got {f.get("data.image_shape")!r}.')
   f.at_least(0, 'data.crop_padding')
   f.positive('optimizer.learning_rate')
-  f.at_least(0, 'optimizer.learning_rate_min', 'optimizer.weight_decay',
-             'optimizer.grad_clip', integer=False)
+  decay = ('optimizer.weight_decay' if 'weight_decay' in config.optimizer
+           else 'optimizer.l2')
+  f.at_least(0, 'optimizer.learning_rate_min', decay, 'optimizer.grad_clip',
+             integer=False)
   f.half_open('optimizer.momentum', 0, 1)
   f.at_least(1, 'model.channels', 'model.layers')
 
@@ -45,7 +47,7 @@ def check_search_config(config, devices: int | None = None,
                         prefix: str = 'config') -> None:
   """A darts_search config (nasjax/configs/darts_search.py)."""
   f = errors.Fields(config, prefix)
-  _check_run(f, devices)
+  _check_run(f, devices, config)
   f.check(f.get('optimizer.learning_rate_min') <=
           f.get('optimizer.learning_rate'), 'optimizer.learning_rate_min',
           'must not exceed optimizer.learning_rate.')
@@ -80,7 +82,7 @@ def check_train_config(config, devices: int | None = None,
                        prefix: str = 'config') -> None:
   """A darts_train config (nasjax/configs/darts_train.py)."""
   f = errors.Fields(config, prefix)
-  _check_run(f, devices)
+  _check_run(f, devices, config)
   f.get('genotype')
   f.at_least(1, 'eval_batch_size', 'eval_every_epochs')
   f.at_least(0, 'data.cutout_length')
@@ -97,6 +99,41 @@ def check_train_config(config, devices: int | None = None,
   f.at_least(0, 'train.aux_weight', integer=False)
   f.half_open('train.drop_path_prob', 0, 1)
   f.half_open('train.label_smoothing', 0, 1)
+
+
+ENAS_SPACES = ('micro', 'macro')
+SKIP_PENALTY_FORMS = ('sampled', 'reference')
+
+
+def check_enas_config(config, devices: int | None = None,
+                      prefix: str = 'config') -> None:
+  """An enas_search config (nasjax/configs/enas_search.py)."""
+  f = errors.Fields(config, prefix)
+  _check_run(f, devices, config)
+  f.one_of('space', ENAS_SPACES)
+  f.check(f.get('optimizer.learning_rate_min') <=
+          f.get('optimizer.learning_rate'), 'optimizer.learning_rate_min',
+          'must not exceed optimizer.learning_rate.')
+  f.at_least(1, 'optimizer.t0', 'optimizer.t_mul', 'data.num_valid',
+             'model.nodes', 'controller.lstm_size', 'controller.train_steps',
+             'controller.num_aggregate', 'derive.num_samples',
+             'derive.num_batches', 'derive.report_samples')
+  f.at_least(0, 'steps_per_epoch')
+  f.check(f.get('model.channels') % 2 == 0, 'model.channels',
+          'must be even (factorised reductions halve it).')
+  f.at_least(0, 'model.aux_weight', 'controller.temperature',
+             'controller.tanh_constant', 'controller.entropy_weight',
+             'controller.skip_weight', integer=False)
+  f.check(0 < f.get('model.keep_prob') <= 1, 'model.keep_prob',
+          f'must be in (0, 1], got {f.get("model.keep_prob")!r}.')
+  f.check(0 < f.get('model.drop_path_keep') <= 1, 'model.drop_path_keep',
+          f'must be in (0, 1], got {f.get("model.drop_path_keep")!r}.')
+  f.positive('controller.learning_rate', 'controller.op_tanh_reduce')
+  f.half_open('controller.baseline_decay', 0, 1)
+  f.open_interval('controller.skip_target', 0, 1)
+  f.one_of('controller.skip_penalty_form', SKIP_PENALTY_FORMS)
+  if f.get('space') == 'macro':
+    f.at_least(3, 'model.layers')
 
 
 def check_selection_config(config, search_devices: int | None = None,

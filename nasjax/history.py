@@ -13,6 +13,7 @@ resumed run equals that of an uninterrupted one.
   record = result.history[-1]
   record.alpha['normal']     # [edges, ops], rows sum to 1
   record.genotype            # derived from alpha at the end of that epoch
+  record.arcs                # ENAS: best sampled arcs and their accuracy
 """
 
 import dataclasses
@@ -34,6 +35,9 @@ class EpochRecord:
   alpha: dict[str, np.ndarray] | None = None  # cell type -> softmax [E, K]
   genotype: genotype_lib.Genotype | None = None
   test: dict[str, float] | None = None        # evaluated test split
+  # ENAS: the best arcs sampled at the end of the epoch, best first:
+  # [{'arc': the reference's arc string, 'accuracy': validation accuracy}].
+  arcs: list[dict] | None = None
 
   def to_dict(self) -> dict:
     return {
@@ -43,6 +47,7 @@ class EpochRecord:
         'genotype': (None if self.genotype is None else
                      genotype_lib.to_dict(self.genotype)),
         'test': self.test,
+        'arcs': self.arcs,
     }
 
   @classmethod
@@ -53,7 +58,7 @@ class EpochRecord:
                {k: np.asarray(v, np.float32) for k, v in d['alpha'].items()}),
         genotype=(None if d.get('genotype') is None else
                   genotype_lib.from_dict(d['genotype'])),
-        test=d.get('test'))
+        test=d.get('test'), arcs=d.get('arcs'))
 
 
 def softmax(alpha: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -87,8 +87,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P(DATA_AXIS))
+def batch_sharding(mesh: Mesh, axis: int = 0) -> NamedSharding:
+  """Sharded along `axis` (the batch axis; 1 for a stack of batches)."""
+  return NamedSharding(mesh, P(*(None,) * axis, DATA_AXIS))
 
 
 def process_info() -> tuple[int, int]:
@@ -114,13 +115,19 @@ def padded_batch(global_batch: int, mesh: Mesh) -> int:
   return -(-global_batch // n) * n
 
 
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, Any]:
-  """This host's rows of the global batch -> global arrays sharded on 'data'."""
-  sharding = batch_sharding(mesh)
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh,
+                axis: int = 0) -> dict[str, Any]:
+  """This host's rows of the global batch -> global arrays sharded on 'data'.
+
+  `axis`: the batch axis (1 for [N, batch, ...] stacks of N batches).
+  """
+  sharding = batch_sharding(mesh, axis)
 
   def put(x):
-    global_shape = (x.shape[0] * jax.process_count(),) + x.shape[1:]
-    check_batch(global_shape[0], mesh)
+    global_shape = list(x.shape)
+    global_shape[axis] *= jax.process_count()
+    global_shape = tuple(global_shape)
+    check_batch(global_shape[axis], mesh)
     return jax.make_array_from_process_local_data(sharding, x, global_shape)
 
   return jax.tree.map(put, batch)
@@ -159,9 +166,10 @@ def replicate(tree, mesh: Mesh):
 
 
 def jit_step(fn: Callable, mesh: Mesh, *, num_batches: int = 1,
-             donate: bool = True) -> Callable:
-  """jit(fn(state, *batches)) with state replicated and batches sharded."""
-  rep, data = replicated(mesh), batch_sharding(mesh)
+             donate: bool = True, batch_axis: int = 0) -> Callable:
+  """jit(fn(state, *batches)) with state replicated and batches sharded
+  along `batch_axis`."""
+  rep, data = replicated(mesh), batch_sharding(mesh, batch_axis)
   return jax.jit(fn, in_shardings=(rep,) + (data,) * num_batches,
                  out_shardings=(rep, rep),
                  donate_argnums=(0,) if donate else ())

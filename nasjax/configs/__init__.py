@@ -9,12 +9,19 @@ at these modules). Every field is commented in its module.
 """
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
+from nasjax.configs import enas_search
 from nasjax.configs import selection
 
 
 def search(variant: str = 'cifar10'):
   """A DARTS search preset: 'cifar10', 'cifar10_subset', 'digits', 'tiny'."""
   return darts_search.get_config(variant)
+
+
+def enas(variant: str = 'micro'):
+  """An ENAS search preset: 'micro', 'macro', 'digits', 'micro_tiny',
+  'macro_tiny'."""
+  return enas_search.get_config(variant)
 
 
 def retrain(variant: str = 'cifar10'):

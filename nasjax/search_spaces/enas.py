@@ -107,11 +107,35 @@ class MicroSpace:
     return a
 
   def loose_ends(self, cell_arc) -> list[int]:
-    """States (2..B+1) that no node reads: the ones the cell concatenates."""
+    """States that no node reads, the cell's two inputs (0, 1) included as
+    the reference includes them: the ones the cell concatenates."""
     a = np.asarray(cell_arc)
     used = {int(a[4 * i]) for i in range(self.num_nodes)}
     used |= {int(a[4 * i + 2]) for i in range(self.num_nodes)}
-    return [s for s in range(2, self.num_nodes + 2) if s not in used]
+    return [s for s in range(self.num_nodes + 2) if s not in used]
+
+  def to_tokens(self, arc) -> np.ndarray:
+    return np.asarray(arc).reshape(-1).astype(np.int32)
+
+  def from_tokens(self, tokens) -> np.ndarray:
+    return self.check(tokens)
+
+  def to_genotype(self, arc):
+    """The arc in DARTS notation (`genotype.Genotype`): per node (op, input)
+    twice, identity as skip_connect, the loose ends as concat. Only the
+    notation: an ENAS cell's wiring (input calibration, the 1x1 after the
+    concatenation) is not the DARTS cell's."""
+    from nasjax import genotype  # pylint: disable=g-import-not-at-top
+    a = self.check(arc)
+    names = [('skip_connect' if op == 'identity' else op) for op in self.ops]
+    cells = []
+    for c in range(2):
+      pairs = []
+      for i in range(self.num_nodes):
+        idx1, op1, idx2, op2 = (int(t) for t in a[c, 4 * i:4 * i + 4])
+        pairs += [(names[op1], idx1), (names[op2], idx2)]
+      cells += [pairs, self.loose_ends(a[c])]
+    return genotype.make(*cells)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +200,52 @@ class MacroSpace:
     ops = rng.integers(len(self.ops), size=self.num_layers).astype(np.int32)
     skips = np.tril(rng.integers(2, size=(self.num_layers,) * 2), -1)
     return {'ops': ops, 'skips': skips.astype(np.int32)}
+
+
+def space_of(name: str, size: int | None = None):
+  """'micro' (size: nodes per cell) or 'macro' (size: layers)."""
+  if name == 'micro':
+    return MicroSpace() if size is None else MicroSpace(num_nodes=size)
+  if name == 'macro':
+    return MacroSpace() if size is None else MacroSpace(num_layers=size)
+  raise ValueError(f"Unknown ENAS space {name!r}; valid: 'micro', 'macro'.")
+
+
+def to_dict(space, arc) -> dict:
+  """JSON-able: the space, its size, the reference's arc string, and the
+  arc's structured form."""
+  if isinstance(space, MicroSpace):
+    a = space.check(arc)
+    return {'space': 'micro', 'num_nodes': space.num_nodes,
+            'arc': to_string(a), 'normal': a[0].tolist(),
+            'reduce': a[1].tolist()}
+  a = space.check(arc)
+  return {'space': 'macro', 'num_layers': space.num_layers,
+          'arc': to_string(space.to_tokens(a)), 'ops': a['ops'].tolist(),
+          'skips': a['skips'].tolist()}
+
+
+def from_dict(d: dict):
+  """(space, arc) from `to_dict`'s form (the arc string is authoritative)."""
+  size = d.get('num_nodes') if d.get('space') == 'micro' else d.get(
+      'num_layers')
+  space = space_of(d.get('space'), size)
+  return space, space.from_tokens(from_string(d['arc']))
+
+
+def write_files(space, arc, prefix: str) -> None:
+  """`<prefix>.json`, `<prefix>.txt` (the arc string) and, for a micro arc,
+  the two cells in DARTS notation and pictures (`<prefix>_normal.svg`,
+  `<prefix>_reduce.svg`)."""
+  import json  # pylint: disable=g-import-not-at-top
+  d = to_dict(space, arc)
+  with open(prefix + '.json', 'w') as f:
+    json.dump(d, f, indent=1)
+  with open(prefix + '.txt', 'w') as f:
+    f.write(d['arc'] + '\n')
+  if isinstance(space, MicroSpace):
+    from nasjax import genotype  # pylint: disable=g-import-not-at-top
+    genotype.write_svg(space.to_genotype(arc), prefix)
 
 
 def to_string(tokens) -> str:

@@ -1,0 +1,214 @@
+"""The ENAS search steps, as pure functions of one state pytree.
+
+An ENAS search alternates two phases (reference `src/cifar10/main.py`):
+
+* `child_step(state, batch)`: the controller samples one architecture
+  (inside the step, from the step's key), and the shared weights take one
+  SGD step on the training batch with it. The arc is a traced array, so the
+  step compiles once for every architecture.
+* `controller_step(state, batches)`: the controller samples N children
+  (`vmap`), each is scored on its own validation minibatch (`lax.map`:
+  one child after another, each running only its sampled ops), and one
+  REINFORCE update (`reinforce.update`) uses the N accuracies.
+
+The child optimiser is the reference's: L2 in the loss (its gradient 2 l2 w
+added before the clip), a global-norm clip that really clips (the
+reference's is a no-op), SGD with Nesterov momentum 0.9, and the cosine
+learning rate with warm restarts per epoch (`sgdr`).
+
+Synopsis:
+
+  state = EnasState.create(params=..., batch_stats=..., controller=...,
+                           tx=child_optimizer(...), controller_tx=..., rng=k)
+  state, metrics = jax.jit(functools.partial(child_step, **bound))(state, b)
+  state, metrics = jax.jit(functools.partial(controller_step, **bound))(
+      state, {'image': [N, B, H, W, C], 'label': [N, B]})
+"""
+
+import functools
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from nasjax import train_state
+from nasjax import types
+from nasjax.enas import controller as controller_lib
+from nasjax.enas import reinforce
+
+
+class EnasState(flax.struct.PyTreeNode):
+  """The shared child's weights and optimiser, and the controller's state."""
+  step: jax.Array
+  params: types.Params
+  batch_stats: types.BatchStats
+  opt_state: optax.OptState
+  controller: reinforce.ControllerState
+  rng: types.PRNGKey
+  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  controller_tx: optax.GradientTransformation = flax.struct.field(
+      pytree_node=False)
+
+  @classmethod
+  def create(cls, *, params, batch_stats, controller_params, tx,
+             controller_tx, rng):
+    return cls(step=jnp.zeros((), jnp.int32), params=params,
+               batch_stats=batch_stats, opt_state=tx.init(params),
+               controller=reinforce.create(controller_params, controller_tx),
+               rng=rng, tx=tx, controller_tx=controller_tx)
+
+  def checkpoint_items(self) -> dict[str, Any]:
+    return {k: getattr(self, k) for k in (
+        'step', 'params', 'batch_stats', 'opt_state', 'controller', 'rng')}
+
+  def replace_items(self, items: dict[str, Any]) -> 'EnasState':
+    return self.replace(**items)
+
+
+def sgdr(lr_max: float, lr_min: float, *, t0: int, t_mul: int,
+         steps_per_epoch: int, max_restarts: int = 40) -> optax.Schedule:
+  """Cosine per epoch from lr_max to lr_min, restarting after t0, t0 t_mul,
+  t0 t_mul^2, ... epochs (restarts at epochs 10, 30, 70, 150, 310, 630 for
+  t0 = 10, t_mul = 2; the reference's `lr_cosine`)."""
+  lengths = [t0 * t_mul ** k for k in range(max_restarts)]
+  starts = jnp.cumsum(jnp.asarray([0] + lengths[:-1], jnp.float32))
+  lengths = jnp.asarray(lengths, jnp.float32)
+
+  def schedule(step):
+    epoch = jnp.floor_divide(step, steps_per_epoch).astype(jnp.float32)
+    k = jnp.sum(starts <= epoch) - 1
+    rate = (epoch - starts[k]) / lengths[k]
+    return lr_min + 0.5 * (lr_max - lr_min) * (1 + jnp.cos(jnp.pi * rate))
+
+  return schedule
+
+
+def child_optimizer(schedule: optax.Schedule, *, l2: float, clip: float,
+                    momentum: float = 0.9) -> optax.GradientTransformation:
+  """L2 gradient (2 l2 w: the loss carries l2 * sum w^2), clip, Nesterov."""
+  parts = [optax.add_decayed_weights(2.0 * l2)]
+  if clip:
+    parts.append(optax.clip_by_global_norm(clip))
+  parts.append(optax.sgd(schedule, momentum=momentum, nesterov=True))
+  return optax.chain(*parts)
+
+
+def drop_path_ramp(drop_path_keep: float | None, total_steps: int
+                   ) -> Callable[[jax.Array], jax.Array] | None:
+  """step -> drop rate at the last cell, ramped in over training
+  (reference: keep = 1 - min(1, (step + 1) / total) (1 - p) at the last
+  cell, scaled down with depth by the child)."""
+  if drop_path_keep is None or drop_path_keep >= 1.0:
+    return None
+  def rate(step):
+    ratio = jnp.minimum(1.0, (step + 1) / total_steps)
+    return ratio * (1.0 - drop_path_keep)
+  return rate
+
+
+def _xent(logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def _keys(state):
+  """Independent streams: child steps by state.step, controller updates by
+  its own step counter."""
+  k_child, k_ctrl = jax.random.split(state.rng)
+  return (jax.random.fold_in(k_child, state.step),
+          jax.random.fold_in(k_ctrl, state.controller.step))
+
+
+def child_step(state: EnasState, batch: types.Batch, *, model, space,
+               preprocess, controller_config, aux_weight: float = 0.4,
+               drop_rate: Callable | None = None):
+  """One shared-weight step on a training batch, with a sampled arc."""
+  k_arc, k_aug, k_drop, k_path = jax.random.split(_keys(state)[0], 4)
+  arc = controller_lib.sample(state.controller.params, k_arc, space=space,
+                              config=controller_config).arc
+  x, y = preprocess(batch['image'], k_aug, True), batch['label']
+  rate = None if drop_rate is None else drop_rate(state.step)
+
+  def loss_fn(params):
+    (logits, aux), updates = model.apply(
+        {'params': params, 'batch_stats': state.batch_stats}, x, arc,
+        train=True, drop_rate=rate,
+        rngs={'dropout': k_drop, 'drop_path': k_path},
+        mutable=['batch_stats'])
+    loss = _xent(logits, y)
+    total = loss if aux is None else loss + aux_weight * _xent(aux, y)
+    return total, (loss, logits, updates.get('batch_stats', {}))
+
+  (total, (loss, logits, batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  new = state.replace(step=state.step + 1,
+                      params=optax.apply_updates(state.params, updates),
+                      batch_stats=batch_stats, opt_state=opt_state)
+  metrics = {'loss': loss, 'total_loss': total,
+             'accuracy': jnp.mean(jnp.argmax(logits, -1) == y),
+             'grad_norm': optax.global_norm(grads)}
+  return train_state.keep_if_finite(state, new, metrics)
+
+
+def correct(params, batch_stats, arc, images, labels, *, model, preprocess):
+  """Number of correctly classified examples of one batch, for `arc`.
+
+  In inference mode: the macro child normalises with its running statistics
+  (reference `build_valid_rl`), the micro child with the batch's (it has no
+  others: reference).
+  """
+  x = preprocess(images, jax.random.key(0), False)
+  out = model.apply({'params': params, 'batch_stats': batch_stats}, x, arc,
+                    train=False)
+  return jnp.sum(jnp.argmax(out, -1) == labels)
+
+
+def controller_step(state: EnasState, batches: types.Batch, *, model, space,
+                    preprocess, controller_config, entropy_weight: float,
+                    baseline_decay: float, skip_weight: float):
+  """One REINFORCE update from N children, each on its own batch.
+
+  `batches`: {'image': [N, B, ...], 'label': [N, B]}.
+  """
+  n, size = batches['label'].shape
+  keys = jax.random.split(_keys(state)[1], n)
+  cfg = controller_config
+  arcs = jax.vmap(functools.partial(
+      controller_lib.sample, space=space, config=cfg),
+                  in_axes=(None, 0))(state.controller.params, keys).arc
+  score = functools.partial(correct, model=model, preprocess=preprocess)
+  hits = jax.lax.map(
+      lambda a: score(state.params, state.batch_stats, a[0], a[1], a[2]),
+      (arcs, batches['image'], batches['label']))
+  accuracy = hits.astype(jnp.float32) / size
+  ctrl, metrics = reinforce.update(
+      state.controller, arcs, accuracy,
+      score=functools.partial(controller_lib.log_prob, space=space,
+                              config=cfg),
+      tx=state.controller_tx, entropy_weight=entropy_weight,
+      decay=baseline_decay, skip_weight=skip_weight)
+  metrics = {**metrics, 'accuracy': accuracy.mean(),
+             'max_accuracy': accuracy.max()}
+  new = state.replace(controller=ctrl)
+  return train_state.keep_if_finite(state, new, metrics)
+
+
+def score_arcs(state: EnasState, arcs, batches: types.Batch, *, model,
+               preprocess):
+  """[N] accuracy of each of N arcs over the same K batches (derive).
+
+  `batches`: {'image': [K, B, ...], 'label': [K, B], 'mask': [K, B]}.
+  """
+  def one(arc):
+    def batch(total, b):
+      x = preprocess(b['image'], jax.random.key(0), False)
+      out = model.apply({'params': state.params,
+                         'batch_stats': state.batch_stats}, x, arc,
+                        train=False)
+      hit = (jnp.argmax(out, -1) == b['label']) * b['mask']
+      return total + jnp.sum(hit), None
+    total, _ = jax.lax.scan(batch, jnp.zeros(()), batches)
+    return total / jnp.sum(batches['mask'])
+  return jax.lax.map(one, arcs)

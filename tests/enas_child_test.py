@@ -1,0 +1,163 @@
+"""ENAS shared-weight children: equal to the fixed network of their arc,
+one compiled function for every arc; the child optimiser and schedules."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from nasjax.enas import child as child_lib
+from nasjax.enas import step as step_lib
+from nasjax.search_spaces.enas import MacroSpace, MicroSpace
+
+MICRO = MicroSpace(num_nodes=2)
+MACRO = MacroSpace(num_layers=3)
+X = jnp.asarray(np.random.default_rng(0).normal(size=(4, 8, 8, 1)),
+                jnp.float32)
+KW = {MICRO: dict(channels=4, num_layers=1, aux_head=False, keep_prob=1.0),
+      MACRO: dict(channels=4, keep_prob=1.0)}
+
+
+@functools.cache
+def _shared(space):
+  net = child_lib.child(space, **KW[space])
+  arc = (space.random_arc(np.random.default_rng(0)))
+  variables = jax.jit(lambda: net.init({'params': jax.random.key(1)}, X, arc,
+                                       train=True))()
+  return net, variables
+
+
+@functools.cache
+def _forward(space):
+  """The shared child's jitted forward pass (train mode), traced once."""
+  net, _ = _shared(space)
+
+  def forward(variables, arc):
+    (logits, _), updates = net.apply(variables, X, arc, train=True,
+                                     mutable=['batch_stats'])
+    return logits, updates.get('batch_stats', {})
+
+  # chex counts traces by name and source: one name per space.
+  forward.__name__ = f'forward_{type(space).__name__}'
+  return jax.jit(chex.assert_max_traces(forward, n=1))
+
+
+def _arcs(space, n, seed=1):
+  rng = np.random.default_rng(seed)
+  return [space.random_arc(rng) for _ in range(n)]
+
+
+def _micro_arc_with_loose_input():
+  """Normal cell: node 0 = (1, 1), node 1 = (2, 1): input 0 and nothing
+  else is never read, so the cell concatenates states 0 and 3."""
+  a = np.asarray(_arcs(MICRO, 1, seed=5)[0])
+  a[0] = [1, 0, 1, 2, 2, 1, 1, 4]
+  assert MICRO.loose_ends(a[0]) == [0, 3]
+  return a
+
+
+@pytest.mark.parametrize('space', [MICRO, MACRO], ids=['micro', 'macro'])
+def test_shared_child_equals_the_fixed_network_of_its_arc(space):
+  """The weights of one arc sliced out of the shared child into a fixed
+  network of that arc: the same logits (train mode; macro also inference
+  mode with the running statistics the step updated). Catches a wrong
+  bank row (node, slot or input), a wrong state read, a wrong loose end or
+  a wrong (layer, op) or skip."""
+  net, variables = _shared(space)
+  arcs = _arcs(space, 3)
+  if space is MICRO:
+    arcs.append(_micro_arc_with_loose_input())
+  for arc in arcs:
+    logits, stats = _forward(space)(variables, arc)
+    fixed = child_lib.child(space, arc, **KW[space])
+    if space is MICRO:
+      params = child_lib.fixed_params(space, variables['params'], arc)
+      want = fixed.apply({'params': params}, X, None, train=True)[0]
+    else:
+      params, bs = child_lib.fixed_params(space, variables['params'], arc,
+                                          variables['batch_stats'])
+      (want, _), new = fixed.apply({'params': params, 'batch_stats': bs}, X,
+                                   None, train=True, mutable=['batch_stats'])
+      _, sliced = child_lib.fixed_params(space, variables['params'], arc,
+                                         stats)
+      chex.assert_trees_all_close(sliced, new['batch_stats'], atol=1e-5)
+      got = net.apply({'params': variables['params'], 'batch_stats': stats},
+                      X, arc, train=False)
+      want_eval = fixed.apply({'params': params, 'batch_stats': sliced}, X,
+                              None, train=False)
+      np.testing.assert_allclose(got, want_eval, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('space', [MICRO, MACRO], ids=['micro', 'macro'])
+def test_one_compiled_forward_serves_20_arcs(space):
+  """20 different arcs through one jitted forward: traced once
+  (`chex.assert_max_traces`), and the arc changes the output."""
+  _, variables = _shared(space)
+  outs = [np.asarray(_forward(space)(variables, a)[0])
+          for a in _arcs(space, 20, seed=2)]
+  distinct = {o.tobytes() for o in outs}
+  assert len(distinct) >= 15, len(distinct)
+
+
+def test_fixed_network_holds_only_its_arcs_weights():
+  """A fixed micro network of an all-pooling arc has no separable weights;
+  the shared child's per-input banks are [2B slots, B + 2 inputs, ...]."""
+  arc = np.asarray(_arcs(MICRO, 1)[0])
+  arc[:, 1::2] = 2  # Every op avg_pool.
+  fixed = child_lib.child(MICRO, arc, **KW[MICRO])
+  params = jax.eval_shape(lambda: fixed.init(
+      {'params': jax.random.key(0)}, X, None, train=True))['params']
+  names = {k for cell in params.values() if isinstance(cell, dict)
+           for k in cell}
+  assert not any(k.endswith('_dw') for k in names), names
+  _, variables = _shared(MICRO)
+  # cell2 follows both reductions: 4 filters doubled twice.
+  assert variables['params']['cell2']['sep5_dw'].shape == (4, 4, 2, 5, 5, 16)
+
+
+def test_sgdr_restarts_at_10_30_70_150_310_630():
+  """The reference's cosine with warm restarts (T0 10, T_mul 2), per epoch."""
+  lr = step_lib.sgdr(0.05, 0.0005, t0=10, t_mul=2, steps_per_epoch=3)
+  at = lambda epoch, k=0: float(lr(3 * epoch + k))
+  for restart in (0, 10, 30, 70, 150, 310, 630):
+    assert at(restart) == pytest.approx(0.05), restart
+    assert at(restart, 2) == pytest.approx(0.05), restart  # Per epoch.
+  mid = 0.0005 + 0.5 * (0.05 - 0.0005)
+  assert at(5) == pytest.approx(mid) and at(20) == pytest.approx(mid)
+  assert at(50) == pytest.approx(mid) and at(29) < 0.001
+  rate = lambda e, t: 0.5 * (1 + np.cos(np.pi * e / t))
+  assert at(13) == pytest.approx(0.0005 + (0.05 - 0.0005) * rate(3, 20))
+
+
+def test_child_optimizer_l2_clip_nesterov():
+  """update = Nesterov SGD of clip(g + 2 l2 w): L2 as in a loss carrying
+  l2 * sum(w^2), and a clip that clips (the reference's does not)."""
+  l2, clip, lr, mu = 1e-2, 1.0, 0.1, 0.9
+  tx = step_lib.child_optimizer(lambda s: lr, l2=l2, clip=clip, momentum=mu)
+  w = {'a': jnp.asarray([1.0, -2.0]), 'b': jnp.asarray([3.0])}
+  g = {'a': jnp.asarray([10.0, 0.0]), 'b': jnp.asarray([-5.0])}
+  state = tx.init(w)
+  total = jax.tree.map(lambda g, w: g + 2 * l2 * w, g, w)
+  norm = float(optax.global_norm(total))
+  assert norm > clip
+  clipped = jax.tree.map(lambda t: t * clip / norm, total)
+  for _ in range(2):  # The second update has momentum.
+    upd, state = tx.update(g, state, w)
+  # Nesterov with a fixed w and g: v1 = c, v2 = mu c + c; step -lr (mu v2 + c).
+  want = jax.tree.map(lambda c: -lr * (mu * (mu * c + c) + c), clipped)
+  chex.assert_trees_all_close(upd, want, rtol=1e-6)
+
+
+def test_drop_path_ramp():
+  """Rate at the last cell: ramps in linearly over the run to 1 - keep."""
+  rate = step_lib.drop_path_ramp(0.6, total_steps=100)
+  assert float(rate(0)) == pytest.approx(0.4 / 100)
+  assert float(rate(49)) == pytest.approx(0.2)
+  assert float(rate(99)) == pytest.approx(0.4)
+  assert float(rate(500)) == pytest.approx(0.4)
+  assert step_lib.drop_path_ramp(1.0, 100) is None

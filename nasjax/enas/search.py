@@ -108,8 +108,9 @@ class Setup:
   drop_rate: Callable | None
 
 
-def build(config, dataset: pipeline.Dataset, steps_per_epoch: int,
-          total_steps: int) -> Setup:
+def build(config, dataset: pipeline.Dataset, steps_per_epoch: int) -> Setup:
+  """The model, optimisers and schedules (the drop-path ramp spans all
+  `config.epochs`, whatever `max_steps` stops the run at)."""
   layers.set_depthwise_impl(platform.depthwise_impl(config.depthwise_impl))
   space = make_space(config)
   o = config.optimizer
@@ -118,7 +119,8 @@ def build(config, dataset: pipeline.Dataset, steps_per_epoch: int,
   prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,
                                  crop_padding=config.data.crop_padding,
                                  flip=config.data.flip)
-  drop = (step_lib.drop_path_ramp(config.model.drop_path_keep, total_steps)
+  drop = (step_lib.drop_path_ramp(config.model.drop_path_keep,
+                                  config.epochs * steps_per_epoch)
           if config.space == 'micro' else None)
   return Setup(space, make_model(config, space, dataset.num_classes),
                controller_config(config), prep, schedule,
@@ -221,6 +223,22 @@ def derive(state, fns: Steps, batches, key, num_samples: int
   return [arcs[i] for i in order], accs[order]
 
 
+def _announce_first_call(fn, report, what):
+  """`fn`, whose first call (its compilation) is announced and timed."""
+  called = []
+
+  def wrapped(*args):
+    if called:
+      return fn(*args)
+    called.append(True)
+    report.compiling(what)
+    out = jax.block_until_ready(fn(*args))
+    report.compiled(what)
+    return out
+
+  return wrapped
+
+
 def _unstack(tree, n):
   return [jax.tree.map(lambda x: x[i], tree) for i in range(n)]  # pylint: disable=cell-var-from-loop
 
@@ -283,7 +301,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   total_steps = config.epochs * per_epoch
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
-  s = build(config, dataset, per_epoch, total_steps)
+  s = build(config, dataset, per_epoch)
   state = init_state(s, dataset.image_shape, config.seed, mesh)
   opened = loop.open_run(workdir, state, mesh, keep=config.keep_checkpoints,
                          expect={'config': config.to_dict()}, report=report,
@@ -312,6 +330,15 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     os.makedirs(os.path.join(workdir, 'arcs'), exist_ok=True)
 
   phase = {}  # The last controller phase's metrics (device arrays).
+  n_dev = mesh.devices.size
+  on = (f'on {n_dev} {jax.default_backend().upper()} device'
+        f'{"s" if n_dev > 1 else ""}')
+  fns.controller = _announce_first_call(
+      fns.controller, report, f'the controller update ({c.num_aggregate} '
+      f'children, batch {config.batch_size} {on})')
+  fns.score = _announce_first_call(
+      fns.score, report, f'the arc scorer ({fns.n} arcs, '
+      f'{config.derive.num_batches} batches {on})')
 
   def one_step(st, i):
     _, tb = next(train_it)
@@ -376,11 +403,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     if callback is not None:
       callback(list(records))
 
-  n_dev = mesh.devices.size
   what = (f'the ENAS {config.space} child step (F={config.model.channels}, '
-          f'{config.model.layers} layers, batch {config.batch_size} on '
-          f'{n_dev} {jax.default_backend().upper()} device'
-          f'{"s" if n_dev > 1 else ""})')
+          f'{config.model.layers} layers, batch {config.batch_size} {on})')
   t0 = time.time()
   result = loop.run(state, start=start, total_steps=total_steps,
                     steps_per_epoch=per_epoch, step=one_step,

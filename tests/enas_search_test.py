@@ -1,0 +1,161 @@
+"""The ENAS search: binary, exact resume, derive, 8 devices, NaN guard."""
+
+import json
+import os
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import nasjax
+from nasjax import checkpoint
+from nasjax import data
+from nasjax import parallel
+from nasjax.configs import enas_search as configs
+from nasjax.enas import search
+from nasjax.search_spaces import enas as enas_space
+from tests import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup(config, devices=1):
+  ds = data.load('digits')
+  mesh = parallel.make_mesh(devices)
+  s = search.build(config, ds, config.steps_per_epoch)
+  return ds, mesh, s
+
+
+def _restore(workdir, config):
+  ds, mesh, s = _setup(config)
+  template = search.init_state(s, ds.image_shape, config.seed, mesh)
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  state, meta = ckpt.restore_latest(template)
+  ckpt.close()
+  return state, meta
+
+
+def test_binary_then_resume_equals_uninterrupted(tmp_path):
+  """The binary runs 2 steps (one child epoch and one controller phase) and
+  stops; the API resumes to 4: every array of the final checkpoint (shared
+  weights, their momentum, BN statistics, controller weights, Adam state,
+  baseline, key) and the history equal those of 4 steps in one run. Also
+  checks the files, the TensorBoard tags and the derived arc's accuracy
+  against an independent forward pass."""
+  ds = data.load('digits')
+  straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
+  a = nasjax.enas_search(ds, 'micro_tiny', workdir=straight, progress='none')
+  cmd = [sys.executable, os.path.join(ROOT, 'experiments', 'enas_search.py'),
+         '--config=' + os.path.join(ROOT, 'experiments', 'configs',
+                                    'enas_search.py') + ':micro_tiny',
+         f'--workdir={split}', '--config.max_steps=2']
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'arc:' in proc.stdout
+  b = nasjax.enas_search(ds, 'micro_tiny', workdir=split, progress='none')
+  assert (a.summary['start_step'], b.summary['start_step']) == (0, 2)
+  config = configs.get_config('micro_tiny')
+  a_state, meta_a = _restore(straight, config)
+  b_state, meta_b = _restore(split, config)
+  assert meta_a['step'] == meta_b['step'] == 4
+  chex.assert_trees_all_equal(jax.device_get(a_state.checkpoint_items()),
+                              jax.device_get(b_state.checkpoint_items()))
+  assert int(a_state.controller.step) == 2 * config.controller.train_steps
+  assert [r.to_dict() for r in a.history] == [r.to_dict() for r in b.history]
+  assert a.arc_string == b.arc_string
+
+  for name in ('arc.json', 'arc.txt', 'arc_normal.svg', 'history.json',
+               'results.json', 'arcs/epoch_001.json'):
+    assert os.path.exists(os.path.join(straight, name)), name
+  with open(os.path.join(straight, 'arc.json')) as f:
+    space, arc = enas_space.from_dict(json.load(f))
+  np.testing.assert_array_equal(arc, a.arc)
+  tags = helpers.event_tags(os.path.join(straight, 'tb'))['scalars']
+  for tag in ('train/loss', 'train/lr', 'controller/reward',
+              'controller/baseline', 'controller/entropy',
+              'controller/log_prob', 'controller/skips',
+              'epoch/best_sampled_accuracy', 'derive/best_accuracy'):
+    assert tag in tags, tag
+
+  # Derive: candidates sorted, the best one's accuracy recomputed here.
+  accs = [acc for _, acc in a.candidates]
+  assert len(accs) == config.derive.num_samples
+  assert accs == sorted(accs, reverse=True) and a.accuracy == accs[0]
+  _, val = search.holdout_split(ds.train, config.data.num_valid)
+  n = config.derive.num_batches * config.batch_size
+  s = _setup(config)[2]
+  x = s.prep(jnp.asarray(val.images[:n]), jax.random.key(0), False)
+  hits = []
+  for k in range(config.derive.num_batches):  # Batch by batch, as scored.
+    sl = slice(k * config.batch_size, (k + 1) * config.batch_size)
+    logits = s.model.apply({'params': a.state.params,
+                            'batch_stats': a.state.batch_stats}, x[sl],
+                           jnp.asarray(a.arc), train=False)
+    hits.append(np.argmax(logits, -1) == val.labels[sl])
+  assert np.mean(hits) == a.accuracy
+
+
+def test_macro_search_runs_and_penalises_skips():
+  """A macro search through the API: completes, derives a valid arc, and
+  reports the skip penalty (weight 0.8) and the sampled skip count."""
+  r = nasjax.enas_search('digits', 'macro_tiny', progress='none')
+  assert r.status == 'completed'
+  space = enas_space.MacroSpace(num_layers=3)
+  space.check(r.arc)
+  last = r.history[-1].train
+  assert last['controller/skip_penalty'] > 0
+  assert 0 <= last['controller/skips'] <= 3  # 3 possible skips in 3 layers.
+
+
+def _stack(ds, start, n=2, size=8):
+  """n batches of `size` training images from `start`: [n, size, ...]."""
+  images = ds.train.images[start:start + n * size]
+  labels = ds.train.labels[start:start + n * size]
+  return {'image': images.reshape((n, size) + images.shape[1:]),
+          'label': labels.reshape(n, size)}
+
+
+def _one_epoch(config, devices):
+  ds, mesh, s = _setup(config, devices)
+  fns = search.steps(config, s, mesh)
+  state = search.init_state(s, ds.image_shape, config.seed, mesh)
+  batch = {'image': ds.train.images[:8], 'label': ds.train.labels[:8]}
+  state, m1 = fns.child(state, parallel.shard_batch(batch, mesh))
+  state, m2 = fns.controller(state,
+                             parallel.shard_batch(_stack(ds, 8), mesh, 1))
+  return jax.device_get(state), jax.device_get(m1), jax.device_get(m2)
+
+
+def test_8_devices_equal_1():
+  """A child step and a controller update with the batch sharded over 8
+  devices equal the 1-device ones (same arcs, same rewards)."""
+  config = configs.get_config('micro_tiny')
+  one, c1, r1 = _one_epoch(config, 1)
+  eight, c8, r8 = _one_epoch(config, 8)
+  assert r1['accuracy'] == r8['accuracy'] and r1['reward'] == r8['reward']
+  chex.assert_trees_all_close(c1, c8, rtol=1e-5, atol=1e-6)
+  arrays = lambda st: {k: v for k, v in st.checkpoint_items().items()
+                       if k != 'rng'}
+  chex.assert_trees_all_close(arrays(one), arrays(eight), rtol=1e-4,
+                              atol=1e-6)
+
+
+def test_non_finite_controller_update_leaves_the_state_unchanged():
+  """A controller whose weights hold a NaN: the update reports
+  finite=False and every leaf of the state stays as it was."""
+  config = configs.get_config('micro_tiny')
+  ds, mesh, s = _setup(config)
+  state = search.init_state(s, ds.image_shape, config.seed, mesh)
+  params = dict(state.controller.params)
+  params['w_soft'] = params['w_soft'].at[0, 0].set(jnp.nan)
+  state = state.replace(controller=state.controller.replace(params=params))
+  before = jax.device_get(state.checkpoint_items())
+  fns = search.steps(config, s, mesh)
+  after, metrics = fns.controller(
+      state, parallel.shard_batch(_stack(ds, 0), mesh, 1))
+  assert not bool(metrics['finite'])
+  chex.assert_trees_all_equal(jax.device_get(after.checkpoint_items()),
+                              before)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Measures a GPU or TPU host in one command, in under 8 minutes (each part
-# has a time limit: install 90 s, step timings 200 + 60 s, search 120 s):
+# Measures a GPU or TPU host in one command, in under 12 minutes (each part
+# has a time limit: install 90 s, step timings 200 + 60 s, ENAS steps
+# 2 x 120 s, search 120 s):
 #
 #   bash benchmarks/accelerator_check.sh [OUT.jsonl]
 #
@@ -12,7 +13,10 @@
 #    order, with the depthwise formulation the library picks there
 #    ('grouped'), and the weight step at C=16 with the CPU one ('shift') for
 #    comparison (benchmarks/darts_step.py; one JSON line each).
-# 3. Runs a short real search through the library: the paper's search
+# 3. Times the ENAS child step against the fixed network of the same arc,
+#    micro and macro, at the reference's search sizes
+#    (benchmarks/enas_step.py).
+# 4. Runs a short real search through the library: the paper's search
 #    config (C=16, 8 cells, batch 64, exact second order) for 300 steps on
 #    CIFAR-10 if $CIFAR10_DIR names the extracted python batches, else on
 #    random 32x32 images of the same shape (the step does not depend on the
@@ -27,11 +31,13 @@ PY=${PYTHON:-python3}
 : > "$OUT"
 budget() { timeout "$1" "${@:2}"; }
 # Smaller settings for a dry run on a CPU, e.g.
-# SIZES=4/3/8 MODES=weights SEARCH_PRESET=tiny SEARCH_STEPS=4 bash ...
+# SIZES=4/3/8 MODES=weights SEARCH_PRESET=tiny SEARCH_STEPS=4 \
+#   ENAS_SPECS=micro:4/1/8 bash ...
 SIZES=${SIZES:-8/5/32,16/8/64}
 MODES=${MODES:-weights,first_order,second_order}
 SEARCH_PRESET=${SEARCH_PRESET:-cifar10}
 SEARCH_STEPS=${SEARCH_STEPS:-300}
+ENAS_SPECS=${ENAS_SPECS:-micro:20/6/160 macro:36/12/128}
 
 backend=$($PY -c 'import jax; print(jax.default_backend())' 2>/dev/null)
 if [ "$backend" = "cpu" ] || [ -z "$backend" ]; then
@@ -52,6 +58,14 @@ step_check() {  # time limit, then darts_step.py flags
 }
 step_check 200 --sizes="$SIZES" --modes="$MODES" --depthwise_impl=grouped
 step_check 60 --sizes="${SIZES##*,}" --modes=weights --depthwise_impl=shift
+
+# ENAS: the shared child's step against the fixed network of the same arc,
+# at the reference's search sizes (one JSON line per arc, then a summary).
+for spec in $ENAS_SPECS; do
+  budget 120 $PY benchmarks/enas_step.py --space="${spec%%:*}" \
+    --size="${spec##*:}" --arcs=2 --steps=5 \
+    | sed 's/^{/{"check": "enas_step", /' | tee -a "$OUT"
+done
 
 SEARCH_PRESET=$SEARCH_PRESET SEARCH_STEPS=$SEARCH_STEPS \
   budget 120 $PY - <<'PYEOF' | tee -a "$OUT"

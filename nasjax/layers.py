@@ -68,6 +68,11 @@ def depthwise_impl(name: str):
     _DEPTHWISE_IMPL[0] = old
 
 
+def depthwise_impl_name() -> str:
+  """The impl depthwise convolutions are traced with now."""
+  return _DEPTHWISE_IMPL[0]
+
+
 def set_depthwise_impl(name: str) -> None:
   if name not in DEPTHWISE_IMPLS:
     raise ValueError(f'Unknown depthwise impl {name!r}; valid: '

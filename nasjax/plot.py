@@ -180,3 +180,80 @@ def cell(genotype: genotype_lib.Genotype, which: str = 'normal') -> _SVG:
 def save(fig, path: str, dpi: int = 110) -> None:
   """Writes a figure (PNG, or any format matplotlib infers from `path`)."""
   fig.savefig(path, dpi=dpi)
+
+
+def controller(run):
+  """An ENAS search's controller per epoch: mean reward and the EMA
+  baseline, the entropy of the sampled arcs, the child's training accuracy
+  and the best sampled arc's accuracy on the derive batches."""
+  history, _ = _unpack(run)
+  epochs = [r.epoch for r in history]
+  get = lambda k: [r.train.get(k, np.nan) for r in history]
+  fig = _figure(figsize=(10, 3.2))
+  ax = fig.add_subplot(1, 2, 1)
+  ax.plot(epochs, get('controller/reward'), 'o-', label='reward (mean)')
+  ax.plot(epochs, get('controller/baseline'), 's--', label='baseline')
+  ax.plot(epochs, get('accuracy'), '^:', label='child train accuracy')
+  best = [r.arcs[0]['accuracy'] if r.arcs else np.nan for r in history]
+  ax.plot(epochs, best, 'd-.', label='best sampled arc')
+  ax.set_xlabel('epoch')
+  ax.legend(fontsize=7)
+  ax = fig.add_subplot(1, 2, 2)
+  ax.plot(epochs, get('controller/entropy'), 'o-', color='#9467bd')
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('entropy of a sampled arc (nats)')
+  fig.tight_layout()
+  return fig
+
+
+def arc_distribution(run, num_samples: int = 500, seed: int = 0):
+  """How the trained controller samples: op frequencies per decision (micro:
+  per cell, node and input slot; macro: per layer) and, for macro, the skip
+  frequency of every (layer, earlier state) pair. From `num_samples` arcs
+  drawn from `run.state`'s controller."""
+  import functools  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from nasjax.enas import controller as controller_lib  # pylint: disable=g-import-not-at-top
+  from nasjax.search_spaces import enas as enas_space  # pylint: disable=g-import-not-at-top
+  space = run.space
+  cfg = run.controller_config
+  fn = jax.jit(jax.vmap(functools.partial(controller_lib.sample, space=space,
+                                          config=cfg), in_axes=(None, 0)))
+  arcs = jax.device_get(fn(jax.device_get(run.state.controller.params),
+                           jax.random.split(jax.random.key(seed),
+                                            num_samples)).arc)
+  fig = _figure(figsize=(11, 4))
+  ops = len(space.ops)
+  if isinstance(space, enas_space.MicroSpace):
+    a = np.asarray(arcs)                                   # [n, 2, 4B]
+    rows, labels = [], []
+    for c, cell in enumerate(CELLS):
+      for i in range(space.num_nodes):
+        for s in range(2):
+          rows.append(np.bincount(a[:, c, 4 * i + 2 * s + 1], minlength=ops))
+          labels.append(f'{cell} n{i} in{s + 1}')
+    freq = np.asarray(rows) / num_samples
+    ax = fig.add_subplot(1, 1, 1)
+    _heat(ax, freq.T, list(space.ops), labels)
+    ax.set_title(f'op frequencies over {num_samples} sampled arcs')
+  else:
+    o, sk = np.asarray(arcs['ops']), np.asarray(arcs['skips'])
+    freq = np.stack([np.bincount(o[:, i], minlength=ops)
+                     for i in range(space.num_layers)]) / num_samples
+    ax = fig.add_subplot(1, 2, 1)
+    _heat(ax, freq.T, list(space.ops),
+          [f'L{i}' for i in range(space.num_layers)])
+    ax.set_title('op frequency per layer')
+    ax = fig.add_subplot(1, 2, 2)
+    _heat(ax, sk.mean(0), [f'L{i}' for i in range(space.num_layers)],
+          ['stem'] + [f'L{j}' for j in range(space.num_layers - 1)])
+    ax.set_title('skip frequency (row reads column)')
+  fig.tight_layout()
+  return fig
+
+
+def _heat(ax, values, row_labels, col_labels):
+  im = ax.imshow(values, vmin=0, vmax=1, cmap='viridis', aspect='auto')
+  ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
+  ax.set_xticks(range(len(col_labels)), col_labels, fontsize=6, rotation=90)
+  ax.figure.colorbar(im, ax=ax, fraction=0.03)

@@ -21,6 +21,7 @@ from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEARCH, TRAIN, SELECT = 'darts_search', 'darts_train', 'selection'
+ENAS = 'enas_search'
 
 
 def _run(binary, variant, args, workdir, timeout=300):
@@ -90,6 +91,11 @@ CASES = {
                   'config.train.drop_path_prob must be in [0, 1)'),
     'selection_missing_data_dir': (SELECT, 'svr_cifar10_subset', [],
                                    'set --config.data_dir='),
+    'enas_unknown_space': (ENAS, 'micro_tiny', ['--config.space=meso'],
+                           'config.space must be one of'),
+    'enas_holdout_too_large': (ENAS, 'micro_tiny',
+                               ['--config.data.num_valid=5000'],
+                               'data.num_valid=5000 must leave images'),
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 from nasjax import data
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
+from nasjax.configs import enas_search
 from nasjax.configs import selection
 from nasjax import config_checks
 from nasjax import errors
@@ -29,11 +30,14 @@ def test_every_shipped_config_fits_1_2_4_8_devices(devices):
   for variant in selection.VARIANTS:
     config_checks.check_selection_config(selection.get_config(variant),
                                          devices, devices)
+  for variant in enas_search.VARIANTS:
+    config_checks.check_enas_config(enas_search.get_config(variant), devices)
 
 
 def test_no_shipped_config_points_outside_the_repository():
   configs = ([darts_search.get_config(v) for v in darts_search.VARIANTS] +
-             [darts_train.get_config(v) for v in darts_train.VARIANTS])
+             [darts_train.get_config(v) for v in darts_train.VARIANTS] +
+             [enas_search.get_config(v) for v in enas_search.VARIANTS])
   for c in configs:
     assert c.data.data_dir == '', c.data.data_dir
   for v in selection.VARIANTS:
@@ -77,6 +81,18 @@ def test_bad_train_values_name_the_field(field, value):
   c = helpers.override(darts_train.get_config('tiny'), **{field: value})
   with pytest.raises(errors.ConfigError, match=f'config.{field}'):
     config_checks.check_train_config(c, 1)
+
+
+@pytest.mark.parametrize('field,value', [
+    ('space', 'meso'), ('model.channels', 5), ('model.keep_prob', 0.0),
+    ('model.drop_path_keep', 1.5), ('controller.baseline_decay', 1.0),
+    ('controller.skip_penalty_form', 'paper'), ('controller.train_steps', 0),
+    ('optimizer.t_mul', 0), ('derive.num_samples', 0),
+    ('data.num_valid', 0)])
+def test_bad_enas_values_name_the_field(field, value):
+  c = helpers.override(enas_search.get_config('micro_tiny'), **{field: value})
+  with pytest.raises(errors.ConfigError, match=f'config.{field}'):
+    config_checks.check_enas_config(c, 1)
 
 
 def test_evaluation_with_an_indivisible_eval_batch_on_8_devices():

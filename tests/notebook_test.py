@@ -48,8 +48,12 @@ def test_notebook_runs_in_tiny_mode_on_8_devices(path, monkeypatch):
   text = ''.join(o.get('text', '') for o in _outputs(nb)
                  if o.output_type == 'stream')
   assert '8 devices' in text, text[-2000:]
+  kinds = [k for o in _outputs(nb) for k in o.get('data', {})]
+  if _name(path) == 'enas_quickstart.ipynb':
+    assert 'derived arc:' in text and 'random arcs' in text, text[-2000:]
+    assert kinds.count('image/png') >= 2, kinds    # controller, samples
+    assert kinds.count('image/svg+xml') == 2, kinds  # the two cells
   if _name(path) == 'darts_quickstart.ipynb':
     assert 'test accuracy' in text, text[-2000:]
-    kinds = [k for o in _outputs(nb) for k in o.get('data', {})]
     assert kinds.count('image/png') >= 2, kinds    # alpha and curves
     assert kinds.count('image/svg+xml') == 2, kinds  # the two cells

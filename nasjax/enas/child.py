@@ -60,7 +60,7 @@ Synopsis:
                                rngs=..., mutable=['batch_stats'])
 """
 
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -141,16 +141,19 @@ def _sep_weights(module, name, channels, kernel, lead=()):
                              lead + (2, f))}
 
 
+# The micro ops as `ops.switch` branches: (x, (sep3, sep5) weights, ()).
+_MICRO_BRANCHES = (lambda x, w, s: (ops.sep_conv(x, w[0]), s),
+                   lambda x, w, s: (ops.sep_conv(x, w[1]), s),
+                   lambda x, w, s: (ops.avg_pool(x), s),
+                   lambda x, w, s: (ops.max_pool(x), s),
+                   lambda x, w, s: (x, s))
+
+
 def _micro_op(op, x, sep3, sep5):
   """Micro op `op` (0 sep3, 1 sep5, 2 avg, 3 max, 4 identity) on x."""
-  branches = (lambda x, a, b: ops.sep_conv(x, a),
-              lambda x, a, b: ops.sep_conv(x, b),
-              lambda x, a, b: ops.avg_pool(x),
-              lambda x, a, b: ops.max_pool(x),
-              lambda x, a, b: x)
   if isinstance(op, int):
-    return branches[op](x, sep3, sep5)
-  return lax.switch(op, branches, x, sep3, sep5)
+    return _MICRO_BRANCHES[op](x, (sep3, sep5), ())[0]
+  return ops.switch(_MICRO_BRANCHES, op, x, (sep3, sep5), ())[0]
 
 
 class MicroCell(nn.Module):
@@ -210,9 +213,15 @@ class MicroCell(nn.Module):
     states = states.at[0].set(s0).at[1].set(s1)
     (states, _), _ = lax.scan(slot, (states, jnp.zeros_like(s1)),
                               (jnp.arange(2 * b), idx, op, *banks, keys))
-    loose = (jnp.sum(jax.nn.one_hot(idx, b + 2), 0) == 0).astype(s1.dtype)
+    # ReLU-1x1 of the loose ends only (one conditional each), summed: the
+    # 1x1 conv of their concatenation with the weights gathered per state.
+    loose = jnp.sum(jax.nn.one_hot(idx, b + 2), 0) == 0
     w = self.param('final_conv', ops.he_init(f), (b + 2, f, f))
-    return jnp.einsum('jbhwc,j,jcd->bhwd', jax.nn.relu(states), loose, w)
+    y = jnp.zeros(s1.shape[:-1] + (f,), s1.dtype)
+    for j in range(b + 2):
+      y = lax.cond(loose[j], lambda y, s, w: y + ops.conv(jax.nn.relu(s), w),
+                   lambda y, s, w: y, y, states[j], w[j])
+    return y
 
   def _fixed(self, s0, s1, keep):
     f, b, tokens = self.channels, self.num_nodes, self.fixed
@@ -330,8 +339,9 @@ class MicroChild(nn.Module):
     return (logits, aux) if train else logits
 
 
-def _macro_branch(op, x, w, stats, train, update):
-  """Macro op `op` (static) with weights `w` and BN statistics `stats`.
+def _macro_branch(op, x, w, stats, train, update, switched=False):
+  """Macro op `op` (static) with weights `w` and BN statistics `stats`;
+  `switched`: a branch of the shared child's switch (`ops.conv_in_switch`).
 
   Returns (y, new stats)."""
   new = dict(stats)
@@ -339,8 +349,9 @@ def _macro_branch(op, x, w, stats, train, update):
                          train=train, update=update)
   y = jax.nn.relu(y)
   if op < len(MACRO_KERNELS):
+    conv = ops.conv_in_switch if switched else ops.conv
     y = (ops.separable(y, w['dw'], w['pw']) if op in (1, 3) else
-         ops.conv(y, w['w']))
+         conv(y, w['w']))
     y, new['out'] = ops.bn(y, w['out_bn'], stats['out'], train=train,
                            eps=1e-3, update=update)
     return jax.nn.relu(y), new
@@ -385,13 +396,14 @@ class MacroLayer(nn.Module):
       values = tuple({k: v.value for k, v in s.items()} for s in ss)
 
       def branch(k):
-        def fn(x, values):
-          y, new = _macro_branch(k, x, ws[k], values[k], train, update)
+        def fn(x, ws, values):
+          y, new = _macro_branch(k, x, ws[k], values[k], train, update,
+                                 switched=True)
           return y, values[:k] + (new,) + values[k + 1:]
         return fn
 
-      y, news = lax.switch(op, [branch(k) for k in range(self.num_ops)], x,
-                           values)
+      y, news = ops.switch(tuple(branch(k) for k in range(self.num_ops)), op,
+                           x, ws, values)
       s, new = {}, {}
       for k in range(self.num_ops):
         s.update({(k, n): v for n, v in ss[k].items()})

@@ -27,6 +27,8 @@ Synopsis:
                 train=True)
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -81,6 +83,27 @@ def conv(x, w):
   return layers.conv2d(x, w)
 
 
+def conv_in_switch(x, w):
+  """A k x k convolution ([k, k, C_in, C_out], stride 1) for a `switch`
+  branch: on CPU (the 'shift' depthwise impl) as k^2 shifted 1x1
+  convolutions (matrix products), since XLA:CPU runs the backward pass of a
+  convolution inside a conditional off its fast path (a 3x3 conv at [128,
+  32, 32, 36]: weight gradient 7.6 s inside a traced `lax.switch`, 0.17 s
+  outside; the shifted form takes 0.15 s either way). Elsewhere `conv`."""
+  if w.ndim == 2 or layers.depthwise_impl_name() != 'shift':
+    return conv(x, w)
+  k = w.shape[0]
+  p = (k - 1) // 2
+  h, wd = x.shape[1], x.shape[2]
+  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  out = None
+  for i in range(k):
+    for j in range(k):
+      term = layers.pointwise_conv(xp[:, i:i + h, j:j + wd, :], w[i, j])
+      out = term if out is None else out + term
+  return out
+
+
 def separable(x, dw, pw):
   """Depthwise k x k ([k, k, C]) then 1x1 ([C, C_out]), stride 1."""
   return layers.pointwise_conv(layers.depthwise_conv(x, dw), pw)
@@ -119,3 +142,40 @@ def drop_path(x, keep, rng):
   """Keeps each example with probability `keep` (traced), scaled by 1/keep."""
   mask = jax.random.bernoulli(rng, keep, (x.shape[0], 1, 1, 1))
   return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def switch(branches, index, x, params, state):
+  """`lax.switch(index, branches, x, params, state)` for branches
+  `(x, params, state) -> (y, new state)`, differentiable in x and params,
+  whose backward pass recomputes the chosen branch.
+
+  The VJP of a plain `lax.switch` carries the intermediates of every branch
+  out of the forward pass (zeros for the branches not taken): on CPU that
+  made a shared child's training step 2-4x the step of the fixed network of
+  the same arc (benchmarks/README.md). Here the forward pass keeps only its
+  inputs, and the backward pass runs the chosen branch's VJP: one more
+  forward pass of one op, as rematerialisation. `state` (e.g. BatchNorm
+  statistics) gets no gradient.
+  """
+  return lax.switch(index, branches, x, params, state)
+
+
+def _switch_fwd(branches, index, x, params, state):
+  return switch(branches, index, x, params, state), (index, x, params, state)
+
+
+def _switch_bwd(branches, res, ct):
+  index, x, params, state = res
+
+  def vjp_of(fn):
+    def grads(x, params, state, ct_y):
+      return jax.vjp(lambda x, p: fn(x, p, state)[0], x, params)[1](ct_y)
+    return grads
+
+  gx, gp = lax.switch(index, [vjp_of(fn) for fn in branches], x, params,
+                      state, ct[0])
+  return None, gx, gp, jax.tree.map(jnp.zeros_like, state)
+
+
+switch.defvjp(_switch_fwd, _switch_bwd)

@@ -223,6 +223,20 @@ def derive(state, fns: Steps, batches, key, num_samples: int
   return [arcs[i] for i in order], accs[order]
 
 
+def score_random(state, fns: Steps, space, batches, seed: int,
+                 num_samples: int) -> np.ndarray:
+  """Accuracies of `num_samples` uniformly random arcs of `space` (numpy
+  seed `seed`) with the shared weights, on the same batches as `derive`:
+  what the controller's samples are compared with."""
+  rng = np.random.default_rng(seed)
+  accs = []
+  for _ in range(-(-num_samples // fns.n)):
+    arcs = [space.random_arc(rng) for _ in range(fns.n)]
+    stacked = jax.tree.map(lambda *a: np.stack(a), *arcs)
+    accs.append(np.asarray(fns.score(state, stacked, batches)))
+  return np.concatenate(accs)[:num_samples]
+
+
 def _announce_first_call(fn, report, what):
   """`fn`, whose first call (its compilation) is announced and timed."""
   called = []
@@ -258,6 +272,7 @@ class EnasSearchResult:
     space: the search space.
     summary: what results.json holds.
     workdir: where files went, or None.
+    controller_config: the controller's settings (to sample from `state`).
   """
   status: str
   arc: object
@@ -268,6 +283,7 @@ class EnasSearchResult:
   space: object
   summary: dict
   workdir: str | None = None
+  controller_config: controller_lib.ControllerConfig | None = None
 
   @property
   def arc_string(self) -> str | None:
@@ -429,7 +445,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     if writer is not None:
       writer.close()
     return EnasSearchResult(result.status, None, None, [], records, state,
-                            s.space, summary, workdir)
+                            s.space, summary, workdir, s.controller)
   report.message(f'Deriving: {config.derive.num_samples} sampled arcs, each '
                  f'scored on the same {config.derive.num_batches} validation '
                  'batches.')
@@ -437,12 +453,22 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                       config.derive.num_samples)
   candidates = [(_arc_string(s.space, a), float(v))
                 for a, v in zip(arcs, accs)]
+  rand = score_random(state, fns, s.space, fixed, config.seed,
+                      config.derive.num_samples)
+  report.message(
+      f'Derived arc: {candidates[0][0]} (accuracy {accs[0]:.4f}; the '
+      f'controller\'s {len(accs)} samples: mean {np.mean(accs):.4f}; '
+      f'{len(rand)} uniformly random arcs: mean {np.mean(rand):.4f}, best '
+      f'{np.max(rand):.4f}, same shared weights and batches).')
   summary.update({'arc': enas_space.to_dict(s.space, arcs[0]),
                   'derive_accuracy': float(accs[0]),
                   'derive_mean_accuracy': float(np.mean(accs)),
+                  'random_mean_accuracy': float(np.mean(rand)),
+                  'random_best_accuracy': float(np.max(rand)),
                   'candidates': candidates})
   out = EnasSearchResult('completed', arcs[0], float(accs[0]), candidates,
-                         records, state, s.space, summary, workdir)
+                         records, state, s.space, summary, workdir,
+                         s.controller)
   if writer is not None:
     writer.add_scalar('derive/best_accuracy', float(accs[0]), summary['step'])
     writer.close()

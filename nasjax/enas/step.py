@@ -124,9 +124,18 @@ def child_step(state: EnasState, batch: types.Batch, *, model, space,
                preprocess, controller_config, aux_weight: float = 0.4,
                drop_rate: Callable | None = None):
   """One shared-weight step on a training batch, with a sampled arc."""
-  k_arc, k_aug, k_drop, k_path = jax.random.split(_keys(state)[0], 4)
+  k_arc = jax.random.fold_in(_keys(state)[0], 1)
   arc = controller_lib.sample(state.controller.params, k_arc, space=space,
                               config=controller_config).arc
+  return train_step(state, batch, arc, model=model, preprocess=preprocess,
+                    aux_weight=aux_weight, drop_rate=drop_rate)
+
+
+def train_step(state, batch: types.Batch, arc, *, model, preprocess,
+               aux_weight: float = 0.4, drop_rate: Callable | None = None):
+  """One SGD step of the child on `arc` (traced; None for a fixed network,
+  whose `model` holds its arc). Returns (state, metrics)."""
+  k_aug, k_drop, k_path = jax.random.split(_keys(state)[0], 3)
   x, y = preprocess(batch['image'], k_aug, True), batch['label']
   rate = None if drop_rate is None else drop_rate(state.step)
 

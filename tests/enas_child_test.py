@@ -94,6 +94,39 @@ def test_shared_child_equals_the_fixed_network_of_its_arc(space):
 
 
 @pytest.mark.parametrize('space', [MICRO, MACRO], ids=['micro', 'macro'])
+def test_shared_child_gradient_equals_the_fixed_networks(space):
+  """The gradient of a loss through the shared child (its op switches have
+  a hand-written VJP that recomputes the chosen op, `enas.ops.switch`),
+  sliced like the weights, equals the fixed network's gradient; the rows
+  of weights the arc does not use get exactly zero."""
+  net, variables = _shared(space)
+  arc = (_micro_arc_with_loose_input() if space is MICRO else
+         _arcs(space, 1, seed=3)[0])
+  fixed = child_lib.child(space, arc, **KW[space])
+  stats = variables.get('batch_stats', {})
+
+  def loss(net, params, arc, stats):
+    (logits, _), _ = net.apply({'params': params, 'batch_stats': stats}, X,
+                               arc, train=True, mutable=['batch_stats'])
+    return jnp.sum(jnp.sin(logits))
+
+  g_shared = jax.jit(jax.grad(functools.partial(loss, net)))(
+      variables['params'], arc, stats)
+  if space is MICRO:
+    params, bs = child_lib.fixed_params(space, variables['params'], arc), {}
+    sliced = child_lib.fixed_params(space, g_shared, arc)
+  else:
+    params, bs = child_lib.fixed_params(space, variables['params'], arc,
+                                        stats)
+    sliced = child_lib.fixed_params(space, g_shared, arc)
+  g_fixed = jax.grad(functools.partial(loss, fixed))(params, None, bs)
+  chex.assert_trees_all_close(sliced, g_fixed, rtol=1e-4, atol=1e-5)
+  total = sum(float(jnp.sum(jnp.abs(g))) for g in jax.tree.leaves(g_shared))
+  used = sum(float(jnp.sum(jnp.abs(g))) for g in jax.tree.leaves(sliced))
+  assert total == pytest.approx(used, rel=1e-6)
+
+
+@pytest.mark.parametrize('space', [MICRO, MACRO], ids=['micro', 'macro'])
 def test_one_compiled_forward_serves_20_arcs(space):
   """20 different arcs through one jitted forward: traced once
   (`chex.assert_max_traces`), and the arc changes the output."""

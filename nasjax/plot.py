@@ -202,6 +202,7 @@ def controller(run):
   ax.plot(epochs, get('controller/entropy'), 'o-', color='#9467bd')
   ax.set_xlabel('epoch')
   ax.set_ylabel('entropy of a sampled arc (nats)')
+  ax.ticklabel_format(axis='y', useOffset=False)
   fig.tight_layout()
   return fig
 

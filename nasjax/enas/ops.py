@@ -83,15 +83,8 @@ def conv(x, w):
   return layers.conv2d(x, w)
 
 
-def conv_in_switch(x, w):
-  """A k x k convolution ([k, k, C_in, C_out], stride 1) for a `switch`
-  branch: on CPU (the 'shift' depthwise impl) as k^2 shifted 1x1
-  convolutions (matrix products), since XLA:CPU runs the backward pass of a
-  convolution inside a conditional off its fast path (a 3x3 conv at [128,
-  32, 32, 36]: weight gradient 7.6 s inside a traced `lax.switch`, 0.17 s
-  outside; the shifted form takes 0.15 s either way). Elsewhere `conv`."""
-  if w.ndim == 2 or layers.depthwise_impl_name() != 'shift':
-    return conv(x, w)
+def _shifted_conv(x, w):
+  """k x k convolution, stride 1, 'SAME', as k^2 shifted 1x1 convolutions."""
   k = w.shape[0]
   p = (k - 1) // 2
   h, wd = x.shape[1], x.shape[2]
@@ -102,6 +95,36 @@ def conv_in_switch(x, w):
       term = layers.pointwise_conv(xp[:, i:i + h, j:j + wd, :], w[i, j])
       out = term if out is None else out + term
   return out
+
+
+@jax.custom_vjp
+def _conv_shifted_backward(x, w):
+  return layers.conv2d(x, w)
+
+
+def _csb_fwd(x, w):
+  return layers.conv2d(x, w), (x, w)
+
+
+def _csb_bwd(res, ct):
+  x, w = res
+  return jax.vjp(_shifted_conv, x, w)[1](ct)
+
+
+_conv_shifted_backward.defvjp(_csb_fwd, _csb_bwd)
+
+
+def conv_in_switch(x, w):
+  """A k x k convolution ([k, k, C_in, C_out], stride 1) for a `switch`
+  branch. On CPU (the 'shift' depthwise impl) its backward pass is taken
+  through k^2 shifted 1x1 convolutions (matrix products): XLA:CPU runs the
+  backward pass of a convolution inside a conditional off its fast path (a
+  3x3 conv at [128, 32, 32, 36]: weight gradient 7.6 s inside a traced
+  `lax.switch`, 0.17 s outside; the shifted form 0.15 s either way). The
+  forward pass stays a convolution. Elsewhere `conv`."""
+  if w.ndim == 2 or layers.depthwise_impl_name() != 'shift':
+    return conv(x, w)
+  return _conv_shifted_backward(x, w)
 
 
 def separable(x, dw, pw):

@@ -44,7 +44,7 @@ BatchNorm keeps running statistics, used in inference (the reward pass).
 
 Differences from the reference, on purpose:
 * the macro child runs the sampled op (the reference's `tf.case` runs the
-  max-pool branch whatever the arc: ../reference facts, docs/design.md);
+  max-pool branch whatever the arc: docs/from_reference_code.md);
 * drop-path is applied in the micro search child (the reference's search
   child ignores its `drop_path_keep_prob`); `drop_rate=None` turns it off;
 * the auxiliary head is trained (the reference leaves its weights out of

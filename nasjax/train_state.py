@@ -77,6 +77,19 @@ class TrainState(flax.struct.PyTreeNode):
     return self.replace(**items)
 
 
+def apply_gradients(state, grads, batch_stats, metrics: dict):
+  """One optimiser step of `state.params` (any state with step, params,
+  batch_stats, opt_state and tx): step + 1, the new BatchNorm statistics,
+  `grad_norm` added to the metrics, and the NaN guard (`keep_if_finite`).
+  Returns (state, metrics)."""
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  new = state.replace(step=state.step + 1,
+                      params=optax.apply_updates(state.params, updates),
+                      batch_stats=batch_stats, opt_state=opt_state)
+  return keep_if_finite(state, new,
+                        {**metrics, 'grad_norm': optax.global_norm(grads)})
+
+
 def _all_finite(tree) -> jax.Array:
   """True iff every floating-point leaf of `tree` is finite (one scalar)."""
   leaves = [jnp.all(jnp.isfinite(x)) for x in map(jnp.asarray,

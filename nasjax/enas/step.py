@@ -37,6 +37,7 @@ from nasjax import train_state
 from nasjax import types
 from nasjax.enas import controller as controller_lib
 from nasjax.enas import reinforce
+from nasjax.final import step as final_step
 
 
 class EnasState(flax.struct.PyTreeNode):
@@ -108,10 +109,6 @@ def drop_path_ramp(drop_path_keep: float | None, total_steps: int
   return rate
 
 
-def _xent(logits, labels):
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-
 def _keys(state):
   """Independent streams: child steps by state.step, controller updates by
   its own step counter."""
@@ -145,24 +142,20 @@ def train_step(state, batch: types.Batch, arc, *, model, preprocess,
         train=True, drop_rate=rate,
         rngs={'dropout': k_drop, 'drop_path': k_path},
         mutable=['batch_stats'])
-    loss = _xent(logits, y)
-    total = loss if aux is None else loss + aux_weight * _xent(aux, y)
+    total, loss = final_step.loss_with_aux(logits, aux, y, aux_weight)
     return total, (loss, logits, updates.get('batch_stats', {}))
 
   (total, (loss, logits, batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
-  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-  new = state.replace(step=state.step + 1,
-                      params=optax.apply_updates(state.params, updates),
-                      batch_stats=batch_stats, opt_state=opt_state)
   metrics = {'loss': loss, 'total_loss': total,
-             'accuracy': jnp.mean(jnp.argmax(logits, -1) == y),
-             'grad_norm': optax.global_norm(grads)}
-  return train_state.keep_if_finite(state, new, metrics)
+             'accuracy': jnp.mean(jnp.argmax(logits, -1) == y)}
+  return train_state.apply_gradients(state, grads, batch_stats, metrics)
 
 
-def correct(params, batch_stats, arc, images, labels, *, model, preprocess):
-  """Number of correctly classified examples of one batch, for `arc`.
+def correct(params, batch_stats, arc, images, labels, mask=None, *, model,
+            preprocess):
+  """Number of correctly classified examples of one batch (those `mask`
+  marks, when given), for `arc`.
 
   In inference mode: the macro child normalises with its running statistics
   (reference `build_valid_rl`), the micro child with the batch's (it has no
@@ -171,7 +164,8 @@ def correct(params, batch_stats, arc, images, labels, *, model, preprocess):
   x = preprocess(images, jax.random.key(0), False)
   out = model.apply({'params': params, 'batch_stats': batch_stats}, x, arc,
                     train=False)
-  return jnp.sum(jnp.argmax(out, -1) == labels)
+  hit = jnp.argmax(out, -1) == labels
+  return jnp.sum(hit if mask is None else hit * mask)
 
 
 def controller_step(state: EnasState, batches: types.Batch, *, model, space,
@@ -212,12 +206,9 @@ def score_arcs(state: EnasState, arcs, batches: types.Batch, *, model,
   """
   def one(arc):
     def batch(total, b):
-      x = preprocess(b['image'], jax.random.key(0), False)
-      out = model.apply({'params': state.params,
-                         'batch_stats': state.batch_stats}, x, arc,
-                        train=False)
-      hit = (jnp.argmax(out, -1) == b['label']) * b['mask']
-      return total + jnp.sum(hit), None
+      hits = correct(state.params, state.batch_stats, arc, b['image'],
+                     b['label'], b['mask'], model=model, preprocess=preprocess)
+      return total + hits, None
     total, _ = jax.lax.scan(batch, jnp.zeros(()), batches)
     return total / jnp.sum(batches['mask'])
   return jax.lax.map(one, arcs)

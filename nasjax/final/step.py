@@ -46,6 +46,16 @@ def _cross_entropy(logits, labels, smoothing):
   return optax.softmax_cross_entropy(logits, targets).mean()
 
 
+def loss_with_aux(logits, aux, labels, aux_weight: float,
+                  label_smoothing: float = 0.0):
+  """(total, main): cross-entropy of the logits, plus `aux_weight` times the
+  auxiliary head's (when there is one)."""
+  loss = _cross_entropy(logits, labels, label_smoothing)
+  if aux is None or not aux_weight:
+    return loss, loss
+  return loss + aux_weight * _cross_entropy(aux, labels, label_smoothing), loss
+
+
 def train_step(state: TrainState, batch: types.Batch, *, model,
                preprocess: Preprocess,
                drop_path: Callable[[jax.Array], jax.Array],
@@ -58,25 +68,18 @@ def train_step(state: TrainState, batch: types.Batch, *, model,
   def loss_fn(params):
     (logits, aux), updates = model.apply(
         {'params': params, 'batch_stats': state.batch_stats}, x, train=True,
-        drop_path_prob=drop_path(state.step), rngs={'drop_path': k_drop},
+        drop_path_prob=drop_path(state.step),
+        rngs={'drop_path': k_drop, 'dropout': jax.random.fold_in(k_drop, 1)},
         mutable=['batch_stats'])
-    loss = _cross_entropy(logits, y, label_smoothing)
-    total = loss
-    if aux is not None and aux_weight:
-      total = loss + aux_weight * _cross_entropy(aux, y, label_smoothing)
+    total, loss = loss_with_aux(logits, aux, y, aux_weight, label_smoothing)
     return total, (loss, logits, updates['batch_stats'])
 
   (total, (loss, logits, batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
-  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-  new = state.replace(step=state.step + 1,
-                      params=optax.apply_updates(state.params, updates),
-                      batch_stats=batch_stats, opt_state=opt_state)
   metrics = {'loss': loss, 'total_loss': total,
              'accuracy': jnp.mean(jnp.argmax(logits, -1) == y),
-             'grad_norm': optax.global_norm(grads),
              'drop_path_prob': drop_path(state.step)}
-  return train_state.keep_if_finite(state, new, metrics)
+  return train_state.apply_gradients(state, grads, batch_stats, metrics)
 
 
 def eval_step(state: TrainState, batch: types.Batch, *, model,

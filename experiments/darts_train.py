@@ -1,8 +1,12 @@
-r"""Trains a genotype from scratch (the DARTS evaluation protocol).
+r"""Trains a genotype from scratch (the DARTS evaluation protocol), or an ENAS
+arc in ENAS's final network (the enas_* presets).
 
   python experiments/darts_train.py \
       --config=experiments/configs/darts_train.py:digits --workdir=/tmp/train \
       --config.genotype=/tmp/darts/genotype.json
+  python experiments/darts_train.py \
+      --config=experiments/configs/darts_train.py:enas_digits \
+      --workdir=/tmp/enas_train --config.genotype=/tmp/enas/arc.json
 
 Re-running with the same --workdir resumes from the latest checkpoint. Exit
 status: 0 done, 2 bad input, 3 non-finite loss, 130 / 143 interrupted

@@ -25,6 +25,7 @@ from nasjax.darts import search as search_lib
 from nasjax.enas import search as enas_search_lib
 from nasjax.final import selection as selection_lib
 from nasjax.final import train as train_lib
+from nasjax.search_spaces import enas as enas_space
 
 Config = ml_collections.ConfigDict | str | None
 
@@ -114,11 +115,14 @@ def retrain(dataset, genotype, config: Config = None, *,
 
   Args:
     dataset: a `nasjax.data.Dataset` (or 'digits').
-    genotype: a `Genotype` (e.g. `search(...).genotype`), a published name
-      ('DARTS_V2', 'NASNet', ...), a genotype file or the papers' notation.
+    genotype: a `Genotype` (e.g. `search(...).genotype`) or an `EnasArc`
+      (`enas_search(...).genotype`), a published name ('DARTS_V2', 'NASNet',
+      'ENAS_MICRO', ...), a genotype or arc file, or the papers' notation.
     config: a `nasjax.configs.retrain` preset name ('cifar10', the paper's
-      600 epochs; 'imagenet', 'cifar10_subset', 'digits', 'tiny') or a
-      ConfigDict; None: 'cifar10'. Not modified.
+      600 epochs; 'imagenet', 'cifar10_subset', 'digits', 'tiny'; for ENAS
+      arcs 'enas_micro', 'enas_macro', 'enas_digits', 'enas_tiny') or a
+      ConfigDict; None: 'cifar10' ('enas_micro' or 'enas_macro' for an ENAS
+      arc). Not modified.
     workdir, callback, progress: as for `search`.
 
   Returns:
@@ -126,8 +130,10 @@ def retrain(dataset, genotype, config: Config = None, *,
   """
   platform.ensure_setup()
   dataset = _dataset(dataset)
-  if not isinstance(genotype, genotype_lib.Genotype):
+  if not isinstance(genotype, (genotype_lib.Genotype, enas_space.EnasArc)):
     genotype = genotype_lib.load(str(genotype))
+  if config is None and isinstance(genotype, enas_space.EnasArc):
+    config = f'enas_{genotype.kind}'
   return train_lib.train(_config(config, configs.retrain, dataset), workdir,
                          dataset, genotype, callback=callback,
                          progress=progress)

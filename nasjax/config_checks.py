@@ -18,8 +18,9 @@ from nasjax import ops
 SEARCH_ARCH_MODES = ('second_order', 'first_order', 'finite_difference',
                      'weights_only')
 SECOND_ORDER_IMPLS = ('hvp', 'unrolled')
-NETWORK_KINDS = ('cifar', 'imagenet')
-SCHEDULES = ('cosine', 'exponential')
+NETWORK_KINDS = ('cifar', 'imagenet', 'enas')
+SCHEDULES = ('cosine', 'exponential', 'sgdr')
+DROP_PATH_RAMPS = ('epoch', 'step')
 
 
 def _check_run(f: errors.Fields, devices: int | None, config) -> None:
@@ -35,12 +36,18 @@ def _check_run(f: errors.Fields, devices: int | None, config) -> None:
           f'expected [H, W, C], got {f.get("data.image_shape")!r}.')
   f.at_least(0, 'data.crop_padding')
   f.positive('optimizer.learning_rate')
-  decay = ('optimizer.weight_decay' if 'weight_decay' in config.optimizer
-           else 'optimizer.l2')
-  f.at_least(0, 'optimizer.learning_rate_min', decay, 'optimizer.grad_clip',
+  decay = tuple(f'optimizer.{k}' for k in ('weight_decay', 'l2')
+                if k in config.optimizer)
+  f.at_least(0, 'optimizer.learning_rate_min', *decay, 'optimizer.grad_clip',
              integer=False)
+  if len(decay) == 2:
+    f.check(not (f.get('optimizer.l2') and f.get('optimizer.weight_decay')),
+            'optimizer.l2', 'use l2 (ENAS) or weight_decay (DARTS), not both: '
+            'set the other to 0.')
   f.half_open('optimizer.momentum', 0, 1)
-  f.at_least(1, 'model.channels', 'model.layers')
+  f.at_least(1, 'model.channels')
+  # ENAS's final macro network takes its layers from the arc (0).
+  f.at_least(0 if config.model.get('kind') == 'enas' else 1, 'model.layers')
 
 
 def check_search_config(config, devices: int | None = None,
@@ -88,17 +95,25 @@ def check_train_config(config, devices: int | None = None,
   f.at_least(0, 'data.cutout_length')
   f.one_of('model.kind', NETWORK_KINDS)
   f.one_of('optimizer.schedule', SCHEDULES)
-  if f.get('optimizer.schedule') == 'cosine':
+  if f.get('optimizer.schedule') in ('cosine', 'sgdr'):
     f.check(f.get('optimizer.learning_rate_min') <=
             f.get('optimizer.learning_rate'), 'optimizer.learning_rate_min',
             'must not exceed optimizer.learning_rate.')
+    if f.get('optimizer.schedule') == 'sgdr':
+      f.at_least(1, 'optimizer.t0', 'optimizer.t_mul')
   else:
     gamma = f.get('optimizer.gamma')
     f.check(isinstance(gamma, (int, float)) and 0 < gamma <= 1,
             'optimizer.gamma', f'must be in (0, 1], got {gamma!r}.')
   f.at_least(0, 'train.aux_weight', integer=False)
   f.half_open('train.drop_path_prob', 0, 1)
+  f.one_of('train.drop_path_ramp', DROP_PATH_RAMPS)
   f.half_open('train.label_smoothing', 0, 1)
+  f.check(0 < f.get('model.keep_prob') <= 1, 'model.keep_prob',
+          f'must be in (0, 1], got {f.get("model.keep_prob")!r}.')
+  if f.get('model.kind') == 'enas':
+    f.check(f.get('model.channels') % 2 == 0, 'model.channels',
+            'must be even (factorised reductions halve it).')
 
 
 ENAS_SPACES = ('micro', 'macro')

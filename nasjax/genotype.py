@@ -34,6 +34,7 @@ import numpy as np
 from nasjax import errors
 from nasjax import ops
 from nasjax.search_spaces import darts_cell
+from nasjax.search_spaces import enas as enas_space
 
 Pair = tuple[str, int]
 _FIELDS = ('normal', 'normal_concat', 'reduce', 'reduce_concat')
@@ -175,17 +176,27 @@ def from_alpha(alpha: Mapping[str, np.ndarray],
 # ---------------------------------------------------------------- JSON
 
 
-def to_dict(g: Genotype) -> dict:
+def to_dict(g: 'Genotype | enas_space.EnasArc') -> dict:
+  """JSON-able form of a DARTS genotype or an ENAS arc (`EnasArc.to_dict`)."""
+  if isinstance(g, enas_space.EnasArc):
+    return g.to_dict()
   return {'normal': [list(p) for p in g.normal],
           'normal_concat': list(g.normal_concat),
           'reduce': [list(p) for p in g.reduce],
           'reduce_concat': list(g.reduce_concat)}
 
 
-def from_dict(d: Mapping) -> Genotype:
+def from_dict(d: Mapping) -> 'Genotype | enas_space.EnasArc':
+  """`to_dict`'s inverse: an ENAS arc if `d` names its space, else a DARTS
+  genotype."""
   if not isinstance(d, Mapping):
     raise GenotypeError(f'A genotype must be a JSON object, got '
                         f'{type(d).__name__}.')
+  if 'space' in d:
+    try:
+      return enas_space.arc_from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:
+      raise GenotypeError(f'Malformed ENAS arc: {e}') from None
   missing = [f for f in _FIELDS if f not in d]
   extra = [f for f in d if f not in _FIELDS]
   if missing or extra:
@@ -198,7 +209,7 @@ def to_json(g: Genotype) -> str:
   return json.dumps(to_dict(g))
 
 
-def from_json(text: str) -> Genotype:
+def from_json(text: str) -> 'Genotype | enas_space.EnasArc':
   try:
     d = json.loads(text)
   except json.JSONDecodeError as e:
@@ -252,7 +263,7 @@ def from_notation(text: str) -> Genotype:
   return from_dict({kw.arg: _literal(kw.value, kw.arg) for kw in call.keywords})
 
 
-def parse(text: str) -> Genotype:
+def parse(text: str) -> 'Genotype | enas_space.EnasArc':
   """JSON or notation, whichever `text` is."""
   if text.lstrip()[:1] in ('{', '['):
     return from_json(text)
@@ -328,21 +339,27 @@ ZOO: dict[str, Genotype] = {
 }
 
 
-def get(name: str) -> Genotype:
-  """A published genotype by name; unknown names list the valid ones."""
+def get(name: str) -> 'Genotype | enas_space.EnasArc':
+  """A published architecture by name: a DARTS-space genotype (`ZOO`) or an
+  ENAS arc ('ENAS_MICRO', 'ENAS_MACRO'); unknown names list the valid
+  ones."""
+  if name in enas_space.PUBLISHED:
+    return enas_space.EnasArc(*enas_space.published(name))
   try:
     return ZOO[name]
   except KeyError:
-    raise GenotypeError(f'Unknown genotype {name!r}. Published genotypes: '
-                        f'{sorted(ZOO)}; or give a path to a genotype JSON '
-                        'or notation file.') from None
+    raise GenotypeError(
+        f'Unknown genotype {name!r}. Published genotypes and arcs: '
+        f'{sorted(ZOO) + list(enas_space.PUBLISHED)}; or give a path to a '
+        'genotype or arc JSON file, or a genotype notation file.') from None
 
 
-def load(spec: str) -> Genotype:
-  """A zoo name, a file (JSON or notation), or notation/JSON text itself."""
+def load(spec: str) -> 'Genotype | enas_space.EnasArc':
+  """A published name, a file (JSON or notation), or notation/JSON text
+  itself. DARTS genotypes and ENAS arcs (their JSON, `EnasArc.to_dict`)."""
   spec = spec.strip()
-  if spec in ZOO:
-    return ZOO[spec]
+  if spec in ZOO or spec in enas_space.PUBLISHED:
+    return get(spec)
   if spec.startswith(('Genotype(', '{')):
     return parse(spec)
   if os.path.exists(spec):
@@ -504,8 +521,12 @@ def write_svg(g: Genotype, path_prefix: str) -> list[str]:
   return paths
 
 
-def write_files(g: Genotype, prefix: str) -> None:
-  """`<prefix>.json`, `<prefix>.txt` (notation) and the two cell pictures."""
+def write_files(g: 'Genotype | enas_space.EnasArc', prefix: str) -> None:
+  """`<prefix>.json`, `<prefix>.txt` (notation, or an ENAS arc string) and
+  the pictures (`search_spaces.enas.write_files` for ENAS arcs)."""
+  if isinstance(g, enas_space.EnasArc):
+    enas_space.write_files(g.space, g.arc, prefix)
+    return
   with open(prefix + '.json', 'w') as f:
     f.write(to_json(g) + '\n')
   with open(prefix + '.txt', 'w') as f:

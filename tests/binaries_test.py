@@ -89,6 +89,10 @@ CASES = {
                    "unknown op 'sep_conv_9x9'"),
     'drop_path': (TRAIN, 'tiny', ['--config.train.drop_path_prob=1.5'],
                   'config.train.drop_path_prob must be in [0, 1)'),
+    'enas_preset_darts_genotype': (TRAIN, 'enas_tiny',
+                                   ['--config.genotype=DARTS_V2'],
+                                   "config.model.kind is 'enas', but a DARTS "
+                                   'genotype needs'),
     'selection_missing_data_dir': (SELECT, 'svr_cifar10_subset', [],
                                    'set --config.data_dir='),
     'enas_unknown_space': (ENAS, 'micro_tiny', ['--config.space=meso'],

@@ -84,6 +84,19 @@ def test_bad_train_values_name_the_field(field, value):
 
 
 @pytest.mark.parametrize('field,value', [
+    ('optimizer.weight_decay', 3e-4), ('train.drop_path_ramp', 'cell'),
+    ('optimizer.t0', 0), ('model.keep_prob', 1.5), ('model.channels', 5),
+    ('model.layers', -1)])
+def test_bad_enas_train_values_name_the_field(field, value):
+  """ENAS retraining: L2 and weight decay together, the ramps, the restart
+  period, dropout, odd channels (factorised reductions)."""
+  c = helpers.override(darts_train.get_config('enas_tiny'), **{field: value})
+  field = 'optimizer.l2' if field == 'optimizer.weight_decay' else field
+  with pytest.raises(errors.ConfigError, match=f'config.{field}'):
+    config_checks.check_train_config(c, 1)
+
+
+@pytest.mark.parametrize('field,value', [
     ('space', 'meso'), ('model.channels', 5), ('model.keep_prob', 0.0),
     ('model.drop_path_keep', 1.5), ('controller.baseline_decay', 1.0),
     ('controller.skip_penalty_form', 'paper'), ('controller.train_steps', 0),

@@ -255,28 +255,30 @@ class AuxHead(nn.Module):
     if min(x.shape[1:3]) < 5:
       raise ValueError(
           f'The auxiliary head pools 5x5 windows but its input is '
-          f'{x.shape[1]}x{x.shape[2]}; use larger images or aux_weight=0.')
+          f'{x.shape[1]}x{x.shape[2]}; use larger images or no auxiliary '
+          'head (search: model.aux_weight=0; retraining: model.auxiliary='
+          'False).')
     x = lax.reduce_window(jax.nn.relu(x), 0.0, lax.add, (1, 5, 5, 1),
                           (1, 3, 3, 1), 'VALID') / 25.0
     x = jax.nn.relu(Conv1x1BN(128, relu=False, name='proj')(x))
     hw, c = x.shape[1], x.shape[-1]
     w = self.param('conv', ops.he_init(hw * hw * c), (hw, hw, c, 768))
     x = jax.nn.relu(BatchNorm(False, name='bn')(ops.conv(x, w)))
-    return _classifier(self, jnp.mean(x, (1, 2)), self.num_classes)
+    return classifier(self, jnp.mean(x, (1, 2)), self.num_classes)
 
 
-def _classifier(module, x, num_classes):
+def classifier(module, x, num_classes):
   w = module.param('fc', ops.he_init(x.shape[-1]), (x.shape[-1], num_classes))
   return x @ w
 
 
-def _stem(module, x, channels, running, train):
+def stem(module, x, channels, running, train):
   w = module.param('stem', ops.he_init(9 * x.shape[-1]),
                    (3, 3, x.shape[-1], channels))
   return BatchNorm(running, name='stem_bn')(ops.conv(x, w), train)
 
 
-def _dropout(module, x, keep_prob, train):
+def dropout(module, x, keep_prob, train):
   if not train or keep_prob >= 1.0:
     return x
   return nn.Dropout(1.0 - keep_prob, deterministic=False)(
@@ -316,7 +318,7 @@ class MicroChild(nn.Module):
     `drop_rate`: traced drop-path rate at the last cell (None: off).
     """
     f = self.channels
-    s1 = _stem(self, x, 3 * f, False, train)
+    s1 = stem(self, x, 3 * f, False, train)
     s0, aux = s1, None
     cells = self.num_layers + 2
     for layer in range(cells):
@@ -333,9 +335,9 @@ class MicroChild(nn.Module):
       s0, s1 = s1, out
       if self.aux_head and train and layer == self.reduction_layers[1] + 1:
         aux = AuxHead(self.num_classes, name='aux_head')(out)
-    h = _dropout(self, jnp.mean(jax.nn.relu(s1), (1, 2)), self.keep_prob,
+    h = dropout(self, jnp.mean(jax.nn.relu(s1), (1, 2)), self.keep_prob,
                  train)
-    logits = _classifier(self, h, self.num_classes)
+    logits = classifier(self, h, self.num_classes)
     return (logits, aux) if train else logits
 
 
@@ -440,7 +442,7 @@ class MacroChild(nn.Module):
     """Logits [B, classes]; in training (logits, None). `drop_rate` unused."""
     del drop_rate
     f, n = self.channels, self.space.num_layers
-    states = [_stem(self, x, f, True, train)]
+    states = [stem(self, x, f, True, train)]
     for i in range(n):
       if self.arc is None:
         y = MacroLayer(f, len(self.space.ops), name=f'layer{i}')(
@@ -460,8 +462,8 @@ class MacroChild(nn.Module):
       if i in self.reduction_layers:
         states = [Reduce(f, running=True, name=f'reduce{i}_from{j}')(s, train)
                   for j, s in enumerate(states)]
-    h = _dropout(self, jnp.mean(states[-1], (1, 2)), self.keep_prob, train)
-    logits = _classifier(self, h, self.num_classes)
+    h = dropout(self, jnp.mean(states[-1], (1, 2)), self.keep_prob, train)
+    logits = classifier(self, h, self.num_classes)
     return (logits, None) if train else logits
 
 

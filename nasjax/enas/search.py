@@ -291,6 +291,13 @@ class EnasSearchResult:
       return None
     return enas_space.to_dict(self.space, self.arc)['arc']
 
+  @property
+  def genotype(self) -> enas_space.EnasArc | None:
+    """The derived architecture as an `EnasArc`, what `nasjax.retrain` and
+    `final.train` take."""
+    return None if self.arc is None else enas_space.EnasArc(self.space,
+                                                            self.arc)
+
 
 def _arc_string(space, arc) -> str:
   return enas_space.to_dict(space, arc)['arc']

@@ -232,10 +232,11 @@ class NetworkImageNet(nn.Module):
 
 
 def param_count_without_aux(params) -> int:
-  """Weights excluding the auxiliary head: the count the papers report."""
-  cells = dict(params['cells'])
-  cells.pop('aux_head', None)
-  rest = {k: v for k, v in params.items() if k != 'cells'}
+  """Weights excluding the auxiliary head (`aux_head`, at the top or under
+  `cells`): the count the papers report."""
+  rest = {k: v for k, v in params.items() if k not in ('cells', 'aux_head')}
+  cells = {k: v for k, v in params.get('cells', {}).items()
+           if k != 'aux_head'}
   return layers.param_count(rest) + layers.param_count(cells)
 
 

@@ -1,14 +1,17 @@
 """Training a discrete network from scratch: the loop, evaluation, results.
 
 `train(config, workdir, dataset, genotype)` runs (or resumes) the DARTS
-evaluation protocol for a genotype and returns a `TrainResult` (test
-accuracy, parameter count, per-epoch history, final state). With a workdir
-it writes:
+evaluation protocol for a genotype, or ENAS's final training for an ENAS arc
+(`EnasArc`, with an 'enas_*' preset: `nasjax.enas.final`), and returns a
+`TrainResult` (test accuracy, parameter count, per-epoch history, final
+state). With a workdir it writes:
 
   checkpoints/        orbax checkpoints (exact resume: state + data position)
   tb/                 TensorBoard events: train loss/accuracy, lr, drop-path
                       probability, test loss/accuracy
   genotype.{json,txt} and genotype_{normal,reduce}.svg: what was trained
+                      (an ENAS arc: its JSON, arc string and, for micro,
+                      the cell pictures)
   history.json        per-epoch training means and test metrics
   results.json        test accuracy, parameter counts (with and without the
                       auxiliary head), steps, wall time
@@ -39,6 +42,7 @@ import numpy as np
 from nasjax.data import pipeline
 from nasjax import augment
 from nasjax import config_checks
+from nasjax import errors
 from nasjax import genotype as genotype_lib
 from nasjax import history as history_lib
 from nasjax import layers
@@ -47,44 +51,87 @@ from nasjax import parallel
 from nasjax import platform
 from nasjax import progress as progress_lib
 from nasjax.darts import optim
+from nasjax.enas import final as enas_final
+from nasjax.enas import step as enas_step
 from nasjax.final import network
 from nasjax.final import step as step_lib
+from nasjax.search_spaces import enas as enas_space
 from nasjax.train_state import TrainState
 
-NETWORKS = {'cifar': network.NetworkCIFAR, 'imagenet': network.NetworkImageNet}
+NETWORKS = ('cifar', 'imagenet', 'enas')
+
+
+def make_model(config: ml_collections.ConfigDict, arch, num_classes: int):
+  """The discrete network of `arch`: a DARTS `Genotype` in NetworkCIFAR or
+  NetworkImageNet, or an `EnasArc` in ENAS's final network."""
+  m = config.model
+  if m.kind not in NETWORKS:
+    raise ValueError(f'Unknown model.kind {m.kind!r}; valid: {NETWORKS}.')
+  is_enas = isinstance(arch, enas_space.EnasArc)
+  if is_enas != (m.kind == 'enas'):
+    want = ('an ENAS arc needs an ENAS preset (model.kind enas)' if is_enas
+            else "a DARTS genotype needs model.kind 'cifar' or 'imagenet'")
+    raise errors.ConfigError(f'config.model.kind is {m.kind!r}, but {want}.')
+  if is_enas:
+    try:
+      return enas_final.network(arch, channels=m.channels,
+                                num_layers=m.layers or None,
+                                num_classes=num_classes,
+                                auxiliary=m.auxiliary, keep_prob=m.keep_prob)
+    except ValueError as e:
+      raise errors.ConfigError(f'config.model: {e}') from None
+  cls = network.NetworkCIFAR if m.kind == 'cifar' else network.NetworkImageNet
+  return cls(arch, m.channels, num_classes, m.layers, m.auxiliary)
 
 
 def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
-          genotype: genotype_lib.Genotype, steps_per_epoch: int):
+          genotype, steps_per_epoch: int):
   """Model, optimiser, preprocessing, lr and drop-path schedules."""
   layers.set_depthwise_impl(platform.depthwise_impl(config.depthwise_impl))
-  m = config.model
-  if m.kind not in NETWORKS:
-    raise ValueError(f'Unknown model.kind {m.kind!r}; valid: {sorted(NETWORKS)}.')
-  model = NETWORKS[m.kind](genotype, m.channels, dataset.num_classes, m.layers,
-                           m.auxiliary)
+  model = make_model(config, genotype, dataset.num_classes)
   o = config.optimizer
   if o.schedule == 'cosine':
     schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
                                       epochs=config.epochs,
                                       steps_per_epoch=steps_per_epoch)
+  elif o.schedule == 'sgdr':
+    schedule = enas_step.sgdr(o.learning_rate, o.learning_rate_min, t0=o.t0,
+                              t_mul=o.t_mul, steps_per_epoch=steps_per_epoch)
   elif o.schedule == 'exponential':
     schedule = optim.exponential_per_epoch(o.learning_rate, o.gamma,
                                            steps_per_epoch=steps_per_epoch)
   else:
-    raise ValueError(f"Unknown optimizer.schedule {o.schedule!r}; valid: "
-                     "'cosine', 'exponential'.")
-  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
-                              weight_decay=o.weight_decay,
-                              clip=o.grad_clip or None)
+    raise ValueError(f'Unknown optimizer.schedule {o.schedule!r}; valid: '
+                     f'{config_checks.SCHEDULES}.')
+  if o.l2:
+    tx = enas_step.child_optimizer(schedule, l2=o.l2, clip=o.grad_clip,
+                                   momentum=o.momentum)
+  else:
+    tx = optim.weight_optimizer(schedule, momentum=o.momentum,
+                                weight_decay=o.weight_decay,
+                                clip=o.grad_clip or None)
   prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,
                                  crop_padding=config.data.crop_padding,
                                  flip=config.data.flip,
                                  cutout_length=config.data.cutout_length)
-  drop_path = step_lib.linear_drop_path(config.train.drop_path_prob,
-                                        epochs=config.epochs,
-                                        steps_per_epoch=steps_per_epoch)
+  t = config.train
+  if t.drop_path_ramp == 'step':
+    drop_path = enas_step.drop_path_ramp(1.0 - t.drop_path_prob,
+                                         config.epochs * steps_per_epoch)
+    drop_path = drop_path or (lambda step: 0.0)
+  else:
+    drop_path = step_lib.linear_drop_path(t.drop_path_prob,
+                                          epochs=config.epochs,
+                                          steps_per_epoch=steps_per_epoch)
   return model, tx, prep, schedule, drop_path
+
+
+def _depth(config, arch) -> str:
+  if isinstance(arch, enas_space.EnasArc):
+    if arch.kind == 'macro':
+      return f'{arch.space.num_layers} layers'
+    return f'{config.model.layers + 2} cells'
+  return f'{config.model.layers} cells'
 
 
 def init_state(model, tx, image_shape, seed, mesh) -> TrainState:
@@ -93,7 +140,8 @@ def init_state(model, tx, image_shape, seed, mesh) -> TrainState:
   def init():
     x = jax.numpy.zeros((2,) + tuple(image_shape))
     # train=True so that the auxiliary head's variables exist.
-    variables = model.init({'params': k_params, 'drop_path': k_drop}, x,
+    variables = model.init({'params': k_params, 'drop_path': k_drop,
+                            'dropout': k_drop}, x,
                            train=True)
     return TrainState.create(params=variables['params'],
                              batch_stats=variables['batch_stats'], tx=tx,
@@ -172,13 +220,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   # masked anyway, so round the batch up to a multiple of the devices.
   eval_batch_size = parallel.padded_batch(config.eval_batch_size, mesh)
   per_epoch = pipeline.steps_per_epoch(dataset.train, config.batch_size)
+  # Before the workdir: a network that cannot be built writes nothing.
+  model, tx, prep, schedule, drop_path = build(config, dataset, genotype,
+                                               per_epoch)
   if workdir is not None:
     loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
-  model, tx, prep, schedule, drop_path = build(config, dataset, genotype,
-                                               per_epoch)
   state = init_state(model, tx, dataset.image_shape, config.seed, mesh)
   params = parallel.to_host(state.params)
   counts = {'param_count': network.param_count_without_aux(params),
@@ -268,7 +317,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
                     report=report, resumed_meta=opened.meta,
                     first_step_compiles=(
                         f'the training step (C={config.model.channels}, '
-                        f'{config.model.layers} cells, batch '
+                        f'{_depth(config, genotype)}, batch '
                         f'{config.batch_size})'))
   step = int(jax.device_get(result.state.step))
   summary = {

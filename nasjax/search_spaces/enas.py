@@ -31,6 +31,7 @@ sampler and the exporters. `num_architectures` is exact (a Python int):
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
@@ -211,6 +212,35 @@ def space_of(name: str, size: int | None = None):
   raise ValueError(f"Unknown ENAS space {name!r}; valid: 'micro', 'macro'.")
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class EnasArc:
+  """An ENAS architecture as data: its space and its (checked) arc, the
+  counterpart of a DARTS `Genotype` (what a search finds and a final network
+  is built from)."""
+  space: 'MicroSpace | MacroSpace'
+  arc: Any
+
+  def __post_init__(self):
+    object.__setattr__(self, 'arc', self.space.check(self.arc))
+
+  @property
+  def kind(self) -> str:
+    return 'micro' if isinstance(self.space, MicroSpace) else 'macro'
+
+  def to_dict(self) -> dict:
+    return to_dict(self.space, self.arc)
+
+  def __str__(self) -> str:
+    return self.to_dict()['arc']
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, EnasArc) and self.to_dict() == other.to_dict()
+
+
+def arc_from_dict(d: dict) -> EnasArc:
+  return EnasArc(*from_dict(d))
+
+
 def to_dict(space, arc) -> dict:
   """JSON-able: the space, its size, the reference's arc string, and the
   arc's structured form."""
@@ -278,6 +308,9 @@ ENAS_MACRO = ' '.join((
     '3 0 1 0 1 1 0 0 1 0 1 1 0 1 1 0 1 0 0 1 0 0',
     '0 1 0 1 0 1 0 0 0 0 0 0 0 0 1 0 1 0 0 1 0 0 0',
     '0 1 1 0 0 0 1 1 1 0 1 0 0 0 1 0 1 0 0 1 1 0 0 0'))
+
+
+PUBLISHED = ('ENAS_MICRO', 'ENAS_MACRO')
 
 
 def published(name: str):

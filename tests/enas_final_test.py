@@ -1,0 +1,230 @@
+"""ENAS's final networks: parameter counts against the reference's wiring,
+published arcs by name, arcs read and written like genotypes, config errors.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nasjax import configs
+from nasjax import data
+from nasjax import errors
+from nasjax import genotype as genotype_lib
+from nasjax.data import pipeline
+from nasjax.enas import final
+from nasjax.final import network
+from nasjax.final import train as train_lib
+from nasjax.search_spaces import enas as enas_space
+
+
+def _fr(c_in, c_out):
+  """A factorised reduction: two 1x1 [c_in, c_out / 2] and a BN."""
+  return c_in * c_out + 2 * c_out
+
+
+def reference_micro_count(normal, reduce, f, num_layers, size=32,
+                          num_classes=10, image_channels=3):
+  """The trainable weights `micro_child.py` creates in fixed mode (aux head
+  excluded), counted from its `create_weight` calls: stem, per cell
+  `_maybe_calibrate_size`, `layer_base`, `_fixed_conv` stacks, identity's
+  factorised reduction, `_fixed_combine`, the classifier."""
+  n = 3 * 3 * image_channels * 3 * f + 2 * 3 * f
+  prev = [(size, 3 * f), (size, 3 * f)]
+  pools = (num_layers // 3, 2 * (num_layers // 3) + 1)
+  for layer in range(num_layers + 2):
+    stride = 2 if layer in pools else 1
+    f = f * stride
+    arc = reduce if stride == 2 else normal
+    (hw0, c0), (hw1, c1) = prev
+    if hw0 != hw1:
+      n += _fr(c0, f)
+    elif c0 != f:
+      n += c0 * f + 2 * f
+    if c1 != f:
+      n += c1 * f + 2 * f
+    n += f * f + 2 * f                        # layer_base
+    used = [0] * (len(arc) // 4 + 2)
+    for t in range(0, len(arc), 2):
+      idx, op = arc[t], arc[t + 1]
+      used[idx] += 1
+      if op in (0, 1):
+        n += 2 * ((3, 5)[op] ** 2 * f + f * f + 2 * f)
+      elif op == 4 and idx < 2 and stride == 2:
+        n += _fr(f, f)
+    loose = [j for j, u in enumerate(used) if not u]
+    n += sum(_fr(f, f) for j in loose if j < 2 and stride == 2)
+    prev = [prev[1], (hw1 // stride, len(loose) * f)]
+  return n + prev[1][1] * num_classes
+
+
+def reference_macro_count(ops, skips, f, num_classes=10,
+                          reference_ops=True):
+  """The trainable weights `general_child.py` creates in fixed mode: stem,
+  per layer conv_1x1 and the k x k conv (ops 1 and 3 as plain convs when
+  `reference_ops`, else depthwise + pointwise; pools only the 1x1), the
+  skip 1x1 over the concatenation, the factorised reductions, the
+  classifier."""
+  n, num = 27 * f + 2 * f, len(ops)
+  pools = (num // 3 - 1, 2 * (num // 3) - 1)
+  for i, op in enumerate(ops):
+    n += f * f + 2 * f
+    if op < 4:
+      k = (3, 3, 5, 5)[op]
+      sep = op in (1, 3) and not reference_ops
+      n += (k * k * f + f * f if sep else k * k * f * f) + 2 * f
+    if i > 0:
+      n += (sum(skips[i][:i]) + 1) * f * f + 2 * f
+    if i in pools:
+      n += (i + 2) * _fr(f, 2 * f)
+      f *= 2
+  return n + f * num_classes
+
+
+def _count(net, size=32):
+  def init():
+    return net.init({'params': jax.random.key(0),
+                     'drop_path': jax.random.key(1),
+                     'dropout': jax.random.key(2)},
+                    jnp.zeros((2, size, size, 3)), train=True)
+  return network.param_count_without_aux(jax.eval_shape(init)['params'])
+
+
+def test_published_micro_arc_count_follows_the_reference_wiring():
+  # 3,894,372 at 15 layers and 36 filters (the paper says 4.6M: see
+  # docs/from_reference_code.md).
+  arch = genotype_lib.load('ENAS_MICRO')
+  want = reference_micro_count(*arch.arc.tolist(), 36, 15)
+  assert want == 3_894_372
+  assert _count(final.network(arch, channels=36, num_layers=15)) == want
+
+
+@pytest.mark.parametrize('reference_ops', [False, True])
+def test_published_macro_arc_count_follows_the_reference_wiring(
+    reference_ops):
+  arch = genotype_lib.load('ENAS_MACRO')
+  ops, skips = arch.arc['ops'].tolist(), arch.arc['skips'].tolist()
+  want = reference_macro_count(ops, skips, 96, reference_ops=reference_ops)
+  assert want == (42_559_392 if reference_ops else 30_947_424)
+  assert _count(final.network(arch, channels=96,
+                              reference_ops=reference_ops)) == want
+
+
+def test_random_arcs_count_follows_the_reference_wiring():
+  """Arcs that use what the published ones do not: loose cell inputs in a
+  reduction cell, identity reading a cell input at stride 2, pools in
+  macro layers, skips from every state."""
+  rng = np.random.default_rng(3)
+  micro = enas_space.MicroSpace()
+  arcs = [micro.random_arc(rng) for _ in range(3)]
+  red = arcs[2][1]                       # reduction cell of the third arc:
+  red[0::2][red[0::2] == 1] = 0          # input 1 loose,
+  red[:4] = [0, 4, 0, 2]                 # identity and a pool at stride 2.
+  assert {1} <= set(micro.loose_ends(red))
+  for arc in arcs:
+    got = _count(final.network(enas_space.EnasArc(micro, arc), channels=4,
+                               num_layers=3, auxiliary=False), size=16)
+    assert got == reference_micro_count(*arc.tolist(), 4, 3, size=16)
+  macro = enas_space.MacroSpace(num_layers=6)
+  arc = macro.random_arc(rng)
+  arc['ops'][:] = [4, 5, 1, 3, 0, 2]
+  got = _count(final.network(enas_space.EnasArc(macro, arc), channels=4),
+               size=16)
+  assert got == reference_macro_count(arc['ops'].tolist(),
+                                      arc['skips'].tolist(), 4,
+                                      reference_ops=False)
+
+
+def test_arcs_read_and_write_like_genotypes(tmp_path):
+  arch = genotype_lib.load('ENAS_MICRO')
+  assert isinstance(arch, enas_space.EnasArc) and arch.kind == 'micro'
+  assert str(arch) == enas_space.ENAS_MICRO
+  genotype_lib.write_files(arch, str(tmp_path / 'arc'))
+  again = genotype_lib.load(str(tmp_path / 'arc.json'))
+  assert again == arch
+  assert (tmp_path / 'arc_normal.svg').exists()
+  macro = genotype_lib.load('ENAS_MACRO')
+  assert genotype_lib.from_dict(genotype_lib.to_dict(macro)) == macro
+  assert macro != arch
+  with pytest.raises(genotype_lib.GenotypeError, match='Malformed ENAS arc'):
+    genotype_lib.from_dict({'space': 'micro', 'arc': '0 1 2'})
+  with pytest.raises(genotype_lib.GenotypeError, match='ENAS_MACRO'):
+    genotype_lib.load('ENAS_NANO')
+
+
+def test_the_network_family_must_match_the_architecture():
+  cfg = configs.retrain('enas_tiny')
+  with pytest.raises(errors.ConfigError, match='DARTS genotype'):
+    train_lib.make_model(cfg, genotype_lib.load('DARTS_V2'), 10)
+  cfg = configs.retrain('tiny')
+  with pytest.raises(errors.ConfigError, match='ENAS arc'):
+    train_lib.make_model(cfg, genotype_lib.load('ENAS_MICRO'), 10)
+  cfg = configs.retrain('enas_macro')
+  cfg.model.layers = 12
+  with pytest.raises(errors.ConfigError, match='24 layers'):
+    train_lib.make_model(cfg, genotype_lib.load('ENAS_MACRO'), 10)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_binary_retrains_an_arc_file_written_by_a_search(tmp_path):
+  """darts_train.py with the enas_tiny preset on `arc.json` as the ENAS
+  search writes it: trains 2 steps with the ENAS optimiser and ramps, and
+  writes the arc and its results."""
+  space = enas_space.MicroSpace()
+  arc = space.random_arc(np.random.default_rng(0))
+  enas_space.write_files(space, arc, str(tmp_path / 'arc'))
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_train.py'),
+       '--config=' + os.path.join(ROOT, 'experiments', 'configs',
+                                  'darts_train.py') + ':enas_tiny',
+       f'--config.genotype={tmp_path / "arc.json"}',
+       f'--workdir={tmp_path / "run"}'], capture_output=True, text=True,
+      env=env, timeout=900, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  run = tmp_path / 'run'
+  results = json.loads((run / 'results.json').read_text())
+  assert results['status'] == 'completed' and results['step'] == 2
+  arch = enas_space.EnasArc(space, arc)
+  assert genotype_lib.from_dict(results['genotype']) == arch
+  assert genotype_lib.load(str(run / 'genotype.json')) == arch
+  cfg = configs.retrain('enas_tiny')
+  assert results['param_count'] == reference_micro_count(
+      *arc.tolist(), cfg.model.channels, cfg.model.layers, size=8,
+      image_channels=1)
+  assert (cfg.optimizer.l2, cfg.optimizer.schedule) == (2e-4, 'sgdr')
+  history = json.loads((run / 'history.json').read_text())
+  # The ENAS ramp: min(1, (step + 1) / steps) * 0.4 over the planned
+  # epochs' steps, averaged over steps 0 and 1.
+  steps = cfg.epochs * pipeline.steps_per_epoch(
+      data.get_dataset('digits').train, cfg.batch_size)
+  want = 0.4 * (1 + 2) / 2 / steps
+  np.testing.assert_allclose(history[0]['train']['drop_path_prob'], want,
+                             rtol=1e-5)
+
+
+def test_enas_presets_build_the_reference_optimiser_and_schedules():
+  """enas_* presets: L2 in the loss (gradient 2 l2 w) with Nesterov, the
+  warm-restart schedule, the step ramp of drop-path."""
+  cfg = configs.retrain('enas_digits')
+  ds = data.get_dataset('digits')
+  _, tx, _, schedule, drop_path = train_lib.build(
+      cfg, ds, genotype_lib.load('ENAS_MICRO'), steps_per_epoch=10)
+  w = {'w': jnp.ones((3,))}
+  updates, _ = tx.update({'w': jnp.zeros((3,))}, tx.init(w), w)
+  # Zero loss gradient: only the L2 term, through Nesterov's first step
+  # (g + mu g), times -lr.
+  np.testing.assert_allclose(updates['w'], -0.05 * 1.9 * 2 * 2e-4, rtol=1e-6)
+  t0 = cfg.optimizer.t0 * 10
+  np.testing.assert_allclose([schedule(0), schedule(t0)], 0.05, rtol=1e-6)
+  assert float(schedule(t0 - 1)) < 0.01
+  total = cfg.epochs * 10
+  np.testing.assert_allclose([float(drop_path(s)) for s in (0, total - 1)],
+                             [0.4 / total, 0.4], rtol=1e-6)

@@ -150,6 +150,12 @@ def test_arcs_read_and_write_like_genotypes(tmp_path):
   assert (tmp_path / 'arc_normal.svg').exists()
   macro = genotype_lib.load('ENAS_MACRO')
   assert genotype_lib.from_dict(genotype_lib.to_dict(macro)) == macro
+  genotype_lib.write_files(macro, str(tmp_path / 'macro'))
+  assert genotype_lib.load(str(tmp_path / 'macro.json')) == macro
+  svg = (tmp_path / 'macro.svg').read_text()
+  # One arc per skip (98 in the published arc), every layer with its op.
+  assert svg.count('<path') == int(macro.arc['skips'].sum()) == 98
+  assert 'layer 23' in svg and svg.count('sep_conv_5x5') == 5
   assert macro != arch
   with pytest.raises(genotype_lib.GenotypeError, match='Malformed ENAS arc'):
     genotype_lib.from_dict({'space': 'micro', 'arc': '0 1 2'})

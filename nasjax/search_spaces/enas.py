@@ -264,18 +264,25 @@ def from_dict(d: dict):
 
 
 def write_files(space, arc, prefix: str) -> None:
-  """`<prefix>.json`, `<prefix>.txt` (the arc string) and, for a micro arc,
-  the two cells in DARTS notation and pictures (`<prefix>_normal.svg`,
-  `<prefix>_reduce.svg`)."""
+  """`<prefix>.json`, `<prefix>.txt` (the arc string) and pictures: for a
+  micro arc the two cells (`<prefix>_normal.svg`, `<prefix>_reduce.svg`,
+  drawn in DARTS notation), for a macro arc the network (`<prefix>.svg`)."""
   import json  # pylint: disable=g-import-not-at-top
+  from nasjax import genotype  # pylint: disable=g-import-not-at-top
   d = to_dict(space, arc)
   with open(prefix + '.json', 'w') as f:
     json.dump(d, f, indent=1)
   with open(prefix + '.txt', 'w') as f:
     f.write(d['arc'] + '\n')
   if isinstance(space, MicroSpace):
-    from nasjax import genotype  # pylint: disable=g-import-not-at-top
     genotype.write_svg(space.to_genotype(arc), prefix)
+    return
+  a = space.check(arc)
+  d = space.num_layers // 3
+  with open(prefix + '.svg', 'w') as f:
+    f.write(genotype.network_svg(
+        [space.ops[o] for o in a['ops']], a['skips'].tolist(),
+        (d - 1, 2 * d - 1), f'ENAS macro network, {space.num_layers} layers'))
 
 
 def to_string(tokens) -> str:

@@ -151,10 +151,15 @@ def check_enas_config(config, devices: int | None = None,
     f.at_least(3, 'model.layers')
 
 
+SELECTION_METHODS = ('darts', 'enas')
+
+
 def check_selection_config(config, search_devices: int | None = None,
                            train_devices: int | None = None) -> None:
   """A selection config: its search and training parts, and their link."""
-  check_search_config(config.search, search_devices, 'config.search')
+  errors.Fields(config).one_of('method', SELECTION_METHODS)
+  check = check_enas_config if config.method == 'enas' else check_search_config
+  check(config.search, search_devices, 'config.search')
   check_train_config(config.candidate_train, train_devices,
                      'config.candidate_train')
   check_train_config(config.final_train, train_devices, 'config.final_train')

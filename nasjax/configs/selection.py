@@ -24,9 +24,17 @@ ARG picks the variant:
   svr_cifar10        search vs random at the papers' scale, 8 random
                      genotypes (accelerators).
   darts_tiny, svr_tiny  tests.
-Fields: `data_dir` (all stages), `search` a darts_search config (search k
-uses seed search.seed + k), `candidate_train` and `final_train` darts_train
-configs, `num_searches`, `num_random`, `random_seed`,
+ENAS (method 'enas': ENAS searches against uniformly random arcs of the
+same space, all trained in ENAS's final network):
+  svr_enas_micro     the reference's micro search against 8 random arcs,
+                     each trained as `darts_train.py:enas_micro`
+                     (accelerators).
+  svr_enas_digits    the digits ENAS search against 4 random arcs, each
+                     trained as `enas_digits` (CPU, minutes).
+  svr_enas_tiny      tests.
+Fields: `method` ('darts' or 'enas'), `data_dir` (all stages), `search` a
+darts_search (or enas_search) config (search k uses seed search.seed + k),
+`candidate_train` and `final_train` darts_train configs, `num_searches`, `num_random`, `random_seed`,
 `validation_fraction` (0: candidates are compared on the test split, as a
 search-vs-random report; > 0: on that fraction of the training split, held
 out from their training: a selection that never sees the test split),
@@ -37,6 +45,7 @@ import ml_collections
 
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
+from nasjax.configs import enas_search
 
 
 # variant -> (search, candidate_train, final_train variants, K, M,
@@ -51,17 +60,30 @@ _VARIANTS = {
     'darts_tiny': ('tiny', 'tiny', 'tiny', 2, 0, 0.25, True),
     'svr_tiny': ('tiny', 'tiny', 'tiny', 1, 2, 0.0, False),
 }
-VARIANTS = tuple(_VARIANTS)
+# ENAS: variant -> (enas_search, candidate_train, final_train variants, K,
+#                   M, validation_fraction, final).
+_ENAS_VARIANTS = {
+    'svr_enas_micro': ('micro', 'enas_micro', 'enas_micro', 1, 8, 0.0, False),
+    'svr_enas_digits': ('digits', 'enas_digits', 'enas_digits', 1, 4, 0.0,
+                        False),
+    'svr_enas_tiny': ('micro_tiny', 'enas_tiny', 'enas_tiny', 1, 1, 0.0,
+                      False),
+}
+VARIANTS = tuple(_VARIANTS) + tuple(_ENAS_VARIANTS)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'svr_cifar10_subset'
-  if arg not in _VARIANTS:
+  if arg not in VARIANTS:
     raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
-  s, ct, ft, k, m, fraction, final = _VARIANTS[arg]
+  enas = arg in _ENAS_VARIANTS
+  s, ct, ft, k, m, fraction, final = (_ENAS_VARIANTS if enas else
+                                      _VARIANTS)[arg]
   c = ml_collections.ConfigDict()
-  # The DARTS search; search k runs with seed search.seed + k.
-  c.search = darts_search.get_config(s)
+  # 'darts' or 'enas': which search, and which random architectures.
+  c.method = 'enas' if enas else 'darts'
+  # The search (DARTS or ENAS); search k runs with seed search.seed + k.
+  c.search = (enas_search if enas else darts_search).get_config(s)
   # How every candidate is trained before they are compared: one config and
   # seed for all.
   c.candidate_train = darts_train.get_config(ct)
@@ -92,6 +114,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif arg == 'svr_cifar10_subset':
     c.search.epochs = 2
     c.candidate_train.epochs = 5
+  elif arg == 'svr_enas_tiny':
+    for t in (c.candidate_train, c.final_train):
+      t.max_steps, t.batch_size = 60, 16
+      # One checkpoint, at the end: the tiny trainings checkpoint every step.
+      t.checkpoint_every_steps, t.log_every_steps = 60, 20
   elif arg in ('darts_tiny', 'svr_tiny'):
     # The pipeline is under test, not the hypergradient: first order, the
     # step tests/search_test.py compiles too (the XLA cache serves both).
@@ -101,4 +128,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     for t in (c.candidate_train, c.final_train):
       t.max_steps, t.batch_size = 60, 16
       t.optimizer.learning_rate = 0.1
+      t.checkpoint_every_steps, t.log_every_steps = 60, 20
   return c

@@ -1,6 +1,9 @@
 """Choosing a cell: K searches and M random genotypes, compared by training.
 
-One runner serves two protocols (`nasjax.configs.selection`):
+One runner serves two protocols (`nasjax.configs.selection`), for DARTS
+(`method='darts'`: DARTS searches, random cells of the DARTS space) and for
+ENAS (`method='enas'`: ENAS searches, uniformly random arcs of the same ENAS
+space, trained in ENAS's final networks):
 
 * the DARTS paper's: search K times with different seeds, train each derived
   cell for a short while, keep the best on held-out data, train it in full
@@ -14,8 +17,9 @@ One runner serves two protocols (`nasjax.configs.selection`):
 
 1. runs search k (k < `num_searches`) with seed `search.seed + k`, in
    `workdir/search_k`, and derives its genotype ('searched_k');
-2. samples `num_random` genotypes ('random_i', `genotype.random_genotype`:
-   per node two distinct inputs, ops uniform over all but 'none');
+2. samples `num_random` genotypes ('random_i'; DARTS:
+   `genotype.random_genotype`, per node two distinct inputs, ops uniform
+   over all but 'none'; ENAS: `space.random_arc`, every token uniform);
 3. trains every candidate with `candidate_train` (one config and seed for
    all) in `workdir/candidate_<name>`: with `validation_fraction` f > 0 on
    the first 1 - f of the training split and compared on the last f (the
@@ -47,7 +51,9 @@ from nasjax import loop
 from nasjax import progress as progress_lib
 from nasjax.darts import search
 from nasjax.data import pipeline
+from nasjax.enas import search as enas_search
 from nasjax.final import train
+from nasjax.search_spaces import enas as enas_space
 
 
 @dataclasses.dataclass
@@ -137,14 +143,16 @@ def run(config: ml_collections.ConfigDict, workdir: str | None,
   compare_on = holdout(dataset, fraction) if fraction > 0 else dataset
   metric = 'validation_accuracy' if fraction > 0 else 'test_accuracy'
 
+  enas = config.method == 'enas'
   candidates, searches = [], []
   for k in range(config.num_searches):
     sc = ml_collections.ConfigDict(config.search.to_dict())
     sc.seed = config.search.seed + k
+    kind = f'ENAS {sc.space}' if enas else sc.search.arch_mode
     report.message(f'Search {k + 1} of {config.num_searches} (seed '
-                   f'{sc.seed}, {sc.search.arch_mode}).')
-    found = search.search(sc, _sub(workdir, f'search_{k}'), dataset,
-                          progress=progress)
+                   f'{sc.seed}, {kind}).')
+    found = (enas_search.search if enas else search.search)(
+        sc, _sub(workdir, f'search_{k}'), dataset, progress=progress)
     searches.append(found)
     if found.status != 'completed':
       return SelectionResult('interrupted', f'search_{k}', searches=searches)
@@ -152,7 +160,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | None,
   rng = np.random.default_rng(config.random_seed)
   space = searches[0].space  # num_searches >= 1 (config_checks).
   for i in range(config.num_random):
-    candidates.append((f'random_{i}', None,
+    candidates.append((f'random_{i}', None, enas_space.EnasArc(
+        space, space.random_arc(rng)) if enas else
                        genotype_lib.random_genotype(space, rng)))
 
   rows = []

@@ -61,8 +61,11 @@ def from_json(text: str) -> 'Genotype | enas_space.EnasArc':
 # ---------------------------------------------------------------- notation
 
 
-def to_notation(g: Genotype) -> str:
-  """The reference code's `Genotype(...)` repr."""
+def to_notation(g: 'Genotype | enas_space.EnasArc') -> str:
+  """The reference code's `Genotype(...)` repr; for an ENAS arc the
+  reference's arc string."""
+  if isinstance(g, enas_space.EnasArc):
+    return str(g)
   cell = lambda pairs: '[' + ', '.join(f'({op!r}, {i})' for op, i in pairs) + ']'
   return (f'Genotype(normal={cell(g.normal)}, '
           f'normal_concat={list(g.normal_concat)}, '

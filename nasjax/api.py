@@ -147,7 +147,8 @@ def select(dataset, config: Config = None, *, workdir: str | None = None,
   Args:
     dataset: a `nasjax.data.Dataset` (or 'digits').
     config: a `nasjax.configs.selection` preset name ('darts_cifar10', the
-      paper's protocol; 'svr_cifar10_subset', ...) or a ConfigDict; None:
+      paper's protocol; 'svr_cifar10_subset', ...; ENAS search vs random:
+      'svr_enas_micro', 'svr_enas_digits') or a ConfigDict; None:
       'darts_cifar10'. Not modified.
     workdir, progress: as for `search`; every stage resumes in its own
       subdirectory.

@@ -99,6 +99,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
   ho, wo = _out_size(h, k, stride, dilation), _out_size(w, k, stride, dilation)
   impl = _DEPTHWISE_IMPL[0]
   if impl == 'grouped':
+    x, kernel = _same_dtype(x, kernel)
     return lax.conv_general_dilated(
         x, kernel[:, :, None, :], (stride, stride), ((pad, pad), (pad, pad)),
         rhs_dilation=(dilation, dilation),
@@ -112,7 +113,8 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
                                stride * (wo - 1) + 1, c))
       return out + tap[:, ::stride, ::stride, :] * kernel[i, j]
     return lax.fori_loop(0, k * k, body,
-                         jnp.zeros((x.shape[0], ho, wo, c), x.dtype))
+                         jnp.zeros((x.shape[0], ho, wo, c),
+                                   jnp.result_type(x, kernel)))
   out = None
   for i in range(k):
     for j in range(k):
@@ -126,6 +128,14 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
   return out
 
 
+def _same_dtype(x, kernel):
+  """Both at their promoted dtype, as the other impls (products) give:
+  lax convolutions refuse mixed dtypes (e.g. float64 weights, float32
+  images in the float64 gradient checks)."""
+  dtype = jnp.result_type(x, kernel)
+  return x.astype(dtype), kernel.astype(dtype)
+
+
 def pointwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """1x1 convolution: [B, H, W, C_in] x [C_in, C_out] -> [B, H, W, C_out]."""
   return jnp.einsum('bhwc,cd->bhwd', x, kernel)
@@ -135,6 +145,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
   """Dense k x k convolution with symmetric padding (k - 1) // 2, no bias."""
   k = kernel.shape[0]
   pad = (k - 1) // 2
+  x, kernel = _same_dtype(x, kernel)
   return lax.conv_general_dilated(
       x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))

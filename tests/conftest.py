@@ -12,7 +12,9 @@
   the tests run the code the binaries run (same compile time here: the tiny
   second-order search step compiles in 35 s either way), and the thread pool
   the binaries give several CPU devices ($NPROC, `size_cpu_thread_pool`);
-* TensorFlow, if present, never sees a GPU.
+* TensorFlow, if present, never sees a GPU;
+* the process-wide depthwise impl, which runs set from their config, is
+  restored after every test, so no test depends on the order of the files.
 """
 
 import os
@@ -61,3 +63,18 @@ def require_data(path: str) -> str:
   if os.environ.get('CI') == 'true':
     pytest.fail(f'CI=true and the test data is missing: {message}')
   pytest.skip(message)
+
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from nasjax import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture(autouse=True)
+def _restore_depthwise_impl():
+  """Runs and builders set the process-wide depthwise impl from their config
+  (the ENAS tiny presets pick 'grouped'); each test starts with the one the
+  previous test started with, whatever order the files run in."""
+  impl = layers.depthwise_impl_name()
+  yield
+  layers.set_depthwise_impl(impl)

@@ -55,6 +55,24 @@ def test_depthwise_impls_agree_with_grouped_conv():
         np.testing.assert_allclose(o, outs[0], rtol=1e-5, atol=1e-5)
 
 
+def test_every_depthwise_impl_takes_mixed_dtypes_like_a_product():
+  """float64 weights on float32 images (the float64 gradient checks) give
+  float64 in every impl, as the shift impl's products do; a lax convolution
+  alone refuses mixed dtypes."""
+  with jax.enable_x64(True):
+    k = jax.random.normal(jax.random.key(2), (3, 3, 4), jnp.float64)
+    w = jax.random.normal(jax.random.key(3), (3, 3, 4, 2), jnp.float64)
+    outs = []
+    for impl in layers.DEPTHWISE_IMPLS:
+      layers.set_depthwise_impl(impl)
+      outs.append(layers.depthwise_conv(X, k, 2))
+    layers.set_depthwise_impl('shift')
+    for o in outs:
+      assert o.dtype == jnp.float64
+      np.testing.assert_allclose(o, outs[0], rtol=1e-6)
+    assert layers.conv2d(X, w).dtype == jnp.float64
+
+
 def test_pools_match_reference_semantics():
   x = jnp.arange(16.0).reshape(1, 4, 4, 1)
   avg = layers.avg_pool_3x3(x, 1)

@@ -25,13 +25,8 @@ ENAS = 'enas_search'
 
 
 def _run(binary, variant, args, workdir, timeout=300):
-  config = os.path.join(ROOT, 'experiments', 'configs', f'{binary}.py')
-  # XLA_FLAGS='': the binary sets up its own devices, as for a user.
-  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
-  return subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', f'{binary}.py'),
-       f'--config={config}:{variant}', f'--workdir={workdir}', *args],
-      capture_output=True, text=True, env=env, timeout=timeout, check=False)
+  return helpers.run_binary(binary, variant, f'--workdir={workdir}', *args,
+                            timeout=timeout)
 
 
 def _assert_one_line_error(out, prefix, message):

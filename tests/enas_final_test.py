@@ -3,9 +3,6 @@ published arcs by name, arcs read and written like genotypes, config errors.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +18,7 @@ from nasjax.enas import final
 from nasjax.final import network
 from nasjax.final import train as train_lib
 from nasjax.search_spaces import enas as enas_space
+from tests import helpers
 
 
 def _fr(c_in, c_out):
@@ -176,9 +174,6 @@ def test_the_network_family_must_match_the_architecture():
     train_lib.make_model(cfg, genotype_lib.load('ENAS_MACRO'), 10)
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def test_binary_retrains_an_arc_file_written_by_a_search(tmp_path):
   """darts_train.py with the enas_tiny preset on `arc.json` as the ENAS
   search writes it: trains 2 steps with the ENAS optimiser and ramps, and
@@ -186,14 +181,9 @@ def test_binary_retrains_an_arc_file_written_by_a_search(tmp_path):
   space = enas_space.MicroSpace()
   arc = space.random_arc(np.random.default_rng(0))
   enas_space.write_files(space, arc, str(tmp_path / 'arc'))
-  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
-  out = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_train.py'),
-       '--config=' + os.path.join(ROOT, 'experiments', 'configs',
-                                  'darts_train.py') + ':enas_tiny',
-       f'--config.genotype={tmp_path / "arc.json"}',
-       f'--workdir={tmp_path / "run"}'], capture_output=True, text=True,
-      env=env, timeout=900, check=False)
+  out = helpers.run_binary('darts_train', 'enas_tiny',
+                           f'--config.genotype={tmp_path / "arc.json"}',
+                           f'--workdir={tmp_path / "run"}')
   assert out.returncode == 0, out.stderr[-3000:]
   run = tmp_path / 'run'
   results = json.loads((run / 'results.json').read_text())

@@ -70,14 +70,9 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_binary_smoke_run(tmp_path):
   """darts_train.py on a genotype file written as a search writes it."""
   G.write_files(GENOTYPE, str(tmp_path / 'searched'))
-  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
-  out = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_train.py'),
-       '--config=' + os.path.join(ROOT, 'experiments', 'configs',
-                                  'darts_train.py') + ':tiny',
-       f'--config.genotype={tmp_path / "searched.json"}',
-       f'--workdir={tmp_path / "run"}'], capture_output=True, text=True,
-      env=env, timeout=900, check=False)
+  out = helpers.run_binary('darts_train', 'tiny',
+                           f'--config.genotype={tmp_path / "searched.json"}',
+                           f'--workdir={tmp_path / "run"}')
   assert out.returncode == 0, out.stderr[-3000:]
   results = json.loads((tmp_path / 'run' / 'results.json').read_text())
   assert results['status'] == 'completed' and results['step'] == 2

@@ -1,6 +1,10 @@
 """A tiny search problem shared by the tests (compiled functions are reused)."""
 
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -129,3 +133,19 @@ def event_tags(directory):
         elif v.HasField('simple_value'):
           scalars.add(v.tag)
   return {'scalars': scalars, 'images': images, 'files': files}
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_binary(binary: str, variant: str, *args: str, timeout: int = 900,
+               **env) -> subprocess.CompletedProcess:
+  """experiments/<binary>.py with --config=experiments/configs/<binary>.py:
+  <variant> and `args`, as a user runs it (XLA_FLAGS='': the binary sets up
+  its own devices)."""
+  config = os.path.join(ROOT, 'experiments', 'configs', f'{binary}.py')
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', f'{binary}.py'),
+       f'--config={config}:{variant}', *args], capture_output=True,
+      text=True, env=dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT, **env),
+      timeout=timeout, check=False)

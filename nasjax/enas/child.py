@@ -129,6 +129,22 @@ class Reduce(nn.Module):
         ops.factorized_reduce(x, w1, w2), train)
 
 
+def calibrate(s0, s1, channels: int, running: bool = False,
+              train: bool = True):
+  """A cell's two inputs at `channels` and the same size (the reference's
+  `_maybe_calibrate_size`): s0 by ReLU-factorised reduction if it is larger,
+  else ReLU-1x1-BN if its channels differ; s1 by ReLU-1x1-BN if its channels
+  differ. Call inside a compact method (the modules join its scope)."""
+  if s0.shape[1] != s1.shape[1]:
+    s0 = Reduce(channels, relu=True, running=running,
+                name='calibrate_x')(s0, train)
+  elif s0.shape[-1] != channels:
+    s0 = Conv1x1BN(channels, running=running, name='calibrate_x')(s0, train)
+  if s1.shape[-1] != channels:
+    s1 = Conv1x1BN(channels, running=running, name='calibrate_y')(s1, train)
+  return s0, s1
+
+
 def _sep_weights(module, name, channels, kernel, lead=()):
   """Weights of a micro separable op (two stacks), behind `lead` axes."""
   f, k, lead = channels, kernel, tuple(lead)
@@ -174,12 +190,7 @@ class MicroCell(nn.Module):
   @nn.compact
   def __call__(self, s0, s1, arc, drop_rate=None):
     f, b = self.channels, self.num_nodes
-    if s0.shape[1] != s1.shape[1]:
-      s0 = Reduce(f, relu=True, name='calibrate_x')(s0)
-    elif s0.shape[-1] != f:
-      s0 = Conv1x1BN(f, name='calibrate_x')(s0)
-    if s1.shape[-1] != f:
-      s1 = Conv1x1BN(f, name='calibrate_y')(s1)
+    s0, s1 = calibrate(s0, s1, f)
     keep = None if drop_rate is None else 1.0 - self.depth_ratio * drop_rate
     if self.fixed is None:
       y = self._shared(s0, s1, jnp.asarray(arc).reshape(b, 4), keep)

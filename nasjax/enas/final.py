@@ -95,8 +95,8 @@ def _conv1x1(f, name):
   return child_lib.Conv1x1BN(f, relu=True, running=True, name=name)
 
 
-def _reduce(f, name, relu=False):
-  return child_lib.Reduce(f, relu=relu, running=True, name=name)
+def _reduce(f, name):
+  return child_lib.Reduce(f, running=True, name=name)
 
 
 class MicroCell(nn.Module):
@@ -109,12 +109,7 @@ class MicroCell(nn.Module):
   @nn.compact
   def __call__(self, s0, s1, train: bool, drop_rate=None):
     f, tokens = self.channels, self.tokens
-    if s0.shape[1] != s1.shape[1]:
-      s0 = _reduce(f, 'calibrate_x', relu=True)(s0, train)
-    elif s0.shape[-1] != f:
-      s0 = _conv1x1(f, 'calibrate_x')(s0, train)
-    if s1.shape[-1] != f:
-      s1 = _conv1x1(f, 'calibrate_y')(s1, train)
+    s0, s1 = child_lib.calibrate(s0, s1, f, running=True, train=train)
     s1 = _conv1x1(f, 'base')(s1, train)
     states, used = [s0, s1], [0] * (len(tokens) // 4 + 2)
     for i in range(len(tokens) // 4):

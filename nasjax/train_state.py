@@ -34,21 +34,26 @@ class SearchState(flax.struct.PyTreeNode):
   alpha: types.Alpha
   arch_opt_state: optax.OptState
   rng: types.PRNGKey
+  # What the data streams carry from one step to the next, by stream
+  # ('train', 'val'): a language model's hidden states. {} for images.
+  carry: dict[str, Any]
   tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
   arch_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
   @classmethod
-  def create(cls, *, params, batch_stats, alpha, tx, arch_tx, rng):
+  def create(cls, *, params, batch_stats, alpha, tx, arch_tx, rng,
+             carry=None):
     return cls(step=jnp.zeros((), jnp.int32), params=params,
                batch_stats=batch_stats, opt_state=tx.init(params),
                alpha=dict(alpha), arch_opt_state=arch_tx.init(dict(alpha)),
-               rng=rng, tx=tx, arch_tx=arch_tx)
+               rng=rng, carry=dict(carry or {}), tx=tx, arch_tx=arch_tx)
 
   def checkpoint_items(self) -> dict[str, Any]:
-    """The array leaves to checkpoint (everything but the static optimisers)."""
-    return {k: getattr(self, k) for k in (
-        'step', 'params', 'batch_stats', 'opt_state', 'alpha',
-        'arch_opt_state', 'rng')}
+    """The array leaves to checkpoint (everything but the static optimisers;
+    the carry only when there is one)."""
+    keys = ('step', 'params', 'batch_stats', 'opt_state', 'alpha',
+            'arch_opt_state', 'rng') + (('carry',) if self.carry else ())
+    return {k: getattr(self, k) for k in keys}
 
   def replace_items(self, items: dict[str, Any]) -> 'SearchState':
     return self.replace(**items)

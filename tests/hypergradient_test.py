@@ -144,8 +144,9 @@ def test_virtual_step_is_the_real_weight_step(inner):
     x = helpers.PREP64(jnp.asarray(tb['image']), None, True)
     alpha = jax.tree.map(lambda a: 0.7 * a + 0.1, state.alpha)
     virtual = jax.jit(functools.partial(step_lib.virtual_step,
-                                        model=helpers.MODEL))(
-        state, alpha, x, jnp.asarray(tb['label']))
+                                        model=helpers.MODEL,
+                                        preprocess=helpers.PREP64))(
+        state, alpha, {'image': x, 'label': jnp.asarray(tb['label'])})
     real, _ = jax.jit(_weight_step)(state.replace(alpha=alpha), tb)
     chex.assert_trees_all_close(virtual, real.params, rtol=1e-12, atol=1e-15)
     moved = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), virtual,

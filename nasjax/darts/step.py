@@ -40,8 +40,16 @@ reference also lets the architect's passes update them, a side effect with no
 influence on the search). The running statistics are used only to evaluate in
 inference mode.
 
-All steps are `(state, batches...) -> (state, metrics)` with the model and the
-input preprocessing bound as keyword-only static arguments. A non-finite loss
+The loss comes from the model family (`Family`): `Images` (a search network
+and its preprocessing: cross-entropy, BatchNorm statistics) for the
+convolutional cells, `nasjax.darts.rnn.LanguageModel` (token windows, hidden
+states carried from window to window in `state.carry`, the update scaled by
+the window length) for the recurrent cell. Every mode and both step forms
+work for any family.
+
+All steps are `(state, batches...) -> (state, metrics)` with the family (or
+the model and its input preprocessing) bound as keyword-only static
+arguments. A non-finite loss
 leaves the state unchanged and is reported in the metrics (`finite`), so the
 loop can stop without corrupting the state.
 
@@ -63,8 +71,9 @@ Synopsis:
 """
 
 import concurrent.futures
+import dataclasses
 import functools
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +85,26 @@ from nasjax.train_state import SearchState
 
 ARCH_MODES = ('first_order', 'second_order', 'finite_difference')
 Preprocess = Callable[[jax.Array, jax.Array, bool], jax.Array]
+STREAMS = ('train', 'val')  # salt 0 and 1
+
+
+class Family(Protocol):
+  """What a model family supplies to the bilevel step: its loss.
+
+  `prepare(rng, step, salt, batch, carry)`: the loss's inputs from a batch
+    (salt 0: a training batch, 1: a validation batch; `carry`: what the
+    stream carried from its previous step, or None).
+  `loss(params, batch_stats, alpha, inputs)`: (loss, (batch_stats, aux));
+    aux is a dict, with the stream's next 'carry' when it has one.
+  `metrics(aux, inputs)`: scalars reported per stream (e.g. 'accuracy').
+  `update_scale(inputs)`: the factor on the weight update of this batch (1;
+    the language model's seq_len / bptt).
+  """
+
+  def prepare(self, rng, step, salt, batch, carry) -> Any: ...
+  def loss(self, params, batch_stats, alpha, inputs) -> tuple: ...
+  def metrics(self, aux, inputs) -> dict: ...
+  def update_scale(self, inputs) -> Any: ...
 
 
 def _loss(params, batch_stats, alpha, images, labels, *, model):
@@ -87,45 +116,84 @@ def _loss(params, batch_stats, alpha, images, labels, *, model):
   return loss, (updates['batch_stats'], logits)
 
 
-def _loss_and_grads(params, batch_stats, alpha, images, labels, *, model):
-  """((loss, (stats, logits)), (grad_w, grad_alpha)): one network pass.
+def _accuracy(logits, labels):
+  return jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Images:
+  """The image classification family: a search network and its input
+  preprocessing; cross-entropy over labels; no carry."""
+  model: Any
+  preprocess: Preprocess
+
+  def prepare(self, rng, step, salt, batch, carry=None):
+    del carry
+    rng = jax.random.fold_in(jax.random.fold_in(rng, step), salt)
+    return {'image': self.preprocess(batch['image'], rng, True),
+            'label': batch['label']}
+
+  def loss(self, params, batch_stats, alpha, inputs):
+    loss, (stats, logits) = _loss(params, batch_stats, alpha, inputs['image'],
+                                  inputs['label'], model=self.model)
+    return loss, (stats, {'logits': logits})
+
+  def metrics(self, aux, inputs):
+    return {'accuracy': _accuracy(aux['logits'], inputs['label'])}
+
+  def update_scale(self, inputs):
+    del inputs
+    return 1.0
+
+
+def family_of(model, preprocess: Preprocess | None = None) -> Family:
+  """`model` if it is a `Family`, else `Images(model, preprocess)`."""
+  if preprocess is None and hasattr(model, 'prepare'):
+    return model
+  if preprocess is None:
+    raise ValueError('An image search network needs `preprocess`.')
+  return Images(model, preprocess)
+
+
+def _loss_and_grads(params, batch_stats, alpha, inputs, *, family):
+  """((loss, (stats, aux)), (grad_w, grad_alpha)): one network pass.
 
   The staged step jits this once and calls it from both of its network
   programs (`staged_search_step`), so JAX traces the network and its
   gradient once: the Hessian-vector product is a JVP of that trace.
   """
-  return jax.value_and_grad(_loss, argnums=(0, 2), has_aux=True)(
-      params, batch_stats, alpha, images, labels, model=model)
+  return jax.value_and_grad(family.loss, argnums=(0, 2), has_aux=True)(
+      params, batch_stats, alpha, inputs)
 
 
-def _accuracy(logits, labels):
-  return jnp.mean(jnp.argmax(logits, -1) == labels)
+def _inputs(state: SearchState, batch, salt, family):
+  return family.prepare(state.rng, state.step, salt, batch,
+                        state.carry.get(STREAMS[salt]))
 
 
-def _preprocess(rng, step, salt, batch, preprocess):
-  """Augmented inputs of one batch. salt: 0 for training, 1 for validation."""
-  rng = jax.random.fold_in(jax.random.fold_in(rng, step), salt)
-  return preprocess(batch['image'], rng, True), batch['label']
+def _with_carry(carry: dict, salt: int, aux: dict) -> dict:
+  """`carry` with stream `salt`'s entry replaced by the pass's next carry."""
+  if aux.get('carry') is None:
+    return carry
+  return {**carry, STREAMS[salt]: aux['carry']}
 
 
-def _inputs(state, batch, salt, preprocess):
-  return _preprocess(state.rng, state.step, salt, batch, preprocess)
-
-
-def _apply_weight_update(state: SearchState, grads):
-  """The weights `tx` would produce from `grads` now (the state is unchanged)."""
+def _apply_weight_update(state: SearchState, grads, scale=1.0):
+  """The weights `tx` would produce from `grads` now, its update scaled by
+  `scale` (the state is unchanged)."""
   updates, _ = state.tx.update(grads, state.opt_state, state.params)
+  updates = jax.tree.map(lambda u: u * jnp.asarray(scale, u.dtype), updates)
   return optax.apply_updates(state.params, updates)
 
 
-def _grad_alpha_fn(state: SearchState, images, labels, model):
-  """w -> grad_alpha L(w, alpha) on the given batch."""
-  return lambda w: jax.grad(_loss, argnums=2, has_aux=True)(
-      w, state.batch_stats, state.alpha, images, labels, model=model)[0]
+def _grad_alpha_fn(state: SearchState, inputs, family):
+  """w -> grad_alpha L(w, alpha) on the given inputs."""
+  return lambda w: jax.grad(family.loss, argnums=2, has_aux=True)(
+      w, state.batch_stats, state.alpha, inputs)[0]
 
 
 def implicit_term(state: SearchState, train_grads, val_grad_w, train_batch, *,
-                  model, preprocess: Preprocess,
+                  model, preprocess: Preprocess | None = None,
                   network: Callable | None = None):
   """The second-order part of the exact hypergradient.
 
@@ -141,59 +209,69 @@ def implicit_term(state: SearchState, train_grads, val_grad_w, train_batch, *,
   (jax.jvp), which stores far less than differentiating the unrolled step in
   reverse. Returns it, with alpha's structure.
 
-  `network`: a (jitted) `_loss_and_grads` bound to `model`, whose alpha
+  `model`, `preprocess`: the search network and its preprocessing, or a
+  `Family` as `model` (`family_of`); the same for every function here.
+  `network`: a (jitted) `_loss_and_grads` bound to the family, whose alpha
   gradient is then differentiated instead of a fresh trace of the model
   (same numbers; the staged step shares one trace between its programs).
   """
-  x, y = _inputs(state, train_batch, 0, preprocess)
-  _, update_vjp = jax.vjp(functools.partial(_apply_weight_update, state),
-                          train_grads)
+  family = family_of(model, preprocess)
+  inputs = _inputs(state, train_batch, 0, family)
+  scale = family.update_scale(inputs)
+  _, update_vjp = jax.vjp(
+      lambda g: _apply_weight_update(state, g, scale), train_grads)
   (u,) = update_vjp(val_grad_w)
   if network is None:
-    grad_alpha = _grad_alpha_fn(state, x, y, model)
+    grad_alpha = _grad_alpha_fn(state, inputs, family)
   else:
-    grad_alpha = lambda w: network(w, state.batch_stats, state.alpha, x,
-                                   y)[1][1]
+    grad_alpha = lambda w: network(w, state.batch_stats, state.alpha,
+                                   inputs)[1][1]
   _, implicit = jax.jvp(grad_alpha, (state.params,), (u,))
   return implicit
 
 
 def finite_difference_term(state: SearchState, val_grad_w, train_batch, *,
-                           model, preprocess: Preprocess,
+                           model, preprocess: Preprocess | None = None,
                            learning_rate: Callable, fd_radius: float):
   """The paper's approximation of `implicit_term` (its eq. 7-8).
 
   -eta (grad_alpha L_train(w + r v) - grad_alpha L_train(w - r v)) / 2r,
-  r = fd_radius / ||v||, v = `val_grad_w`, eta = the current learning rate.
+  r = fd_radius / ||v||, v = `val_grad_w`, eta = the current learning rate
+  times the family's update scale.
   """
-  x, y = _inputs(state, train_batch, 0, preprocess)
-  grad_alpha_train = _grad_alpha_fn(state, x, y, model)
+  family = family_of(model, preprocess)
+  inputs = _inputs(state, train_batch, 0, family)
+  grad_alpha_train = _grad_alpha_fn(state, inputs, family)
   r = fd_radius / optax.global_norm(val_grad_w)
   shift = lambda sign: jax.tree.map(lambda p, d: p + sign * r * d,
                                     state.params, val_grad_w)
   g_plus, g_minus = grad_alpha_train(shift(1.0)), grad_alpha_train(shift(-1.0))
-  eta = learning_rate(state.step)
+  eta = learning_rate(state.step) * family.update_scale(inputs)
   return jax.tree.map(lambda p, m: -eta * (p - m) / (2 * r), g_plus, g_minus)
 
 
-def virtual_step(state: SearchState, alpha, images, labels, *, model):
-  """w'(alpha): the weight update `tx` would make now, as a function of alpha."""
-  grads, _ = jax.grad(_loss, has_aux=True)(
-      state.params, state.batch_stats, alpha, images, labels, model=model)
-  return _apply_weight_update(state, grads)
+def virtual_step(state: SearchState, alpha, inputs, *, model,
+                 preprocess: Preprocess | None = None):
+  """w'(alpha): the weight update `tx` would make now, as a function of
+  alpha, from prepared training inputs (`Family.prepare`)."""
+  family = family_of(model, preprocess)
+  grads, _ = jax.grad(family.loss, has_aux=True)(
+      state.params, state.batch_stats, alpha, inputs)
+  return _apply_weight_update(state, grads, family.update_scale(inputs))
 
 
 def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
-                  preprocess: Preprocess, arch_mode: str,
+                  preprocess: Preprocess | None = None, arch_mode: str,
                   learning_rate: Callable | None = None,
                   fd_radius: float = 0.01, second_order_impl: str = 'hvp'):
-  """g_alpha by `arch_mode`, plus (val loss, val logits).
+  """g_alpha by `arch_mode`, plus the validation pass.
 
   Args:
     state: current search state.
-    train_batch, val_batch: {'image', 'label'} batches.
-    model: the search network.
-    preprocess: (uint8 images, rng, train) -> float images.
+    train_batch, val_batch: batches of the family ({'image', 'label'} for
+      images).
+    model, preprocess: the search network and its preprocessing ((uint8
+      images, rng, train) -> float images), or a `Family` as `model`.
     arch_mode: one of ARCH_MODES.
     learning_rate: step -> lr; needed by 'finite_difference' only (eta).
     fd_radius: the r numerator of 'finite_difference'.
@@ -204,80 +282,83 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
       less memory. Both are exact (tests check they agree).
 
   Returns:
-    (g_alpha with alpha's structure, val_loss, val_logits, val_labels)
+    (g_alpha with alpha's structure, val_loss, val_aux, val_inputs)
   """
   if arch_mode not in ARCH_MODES:
     raise ValueError(f'Unknown arch_mode {arch_mode!r}; valid: {ARCH_MODES}.')
-  x_val, y_val = _inputs(state, val_batch, 1, preprocess)
-  loss = lambda *a: _loss(*a, model=model)
+  family = family_of(model, preprocess)
+  val_in = _inputs(state, val_batch, 1, family)
   if arch_mode == 'first_order':
-    (val_loss, (_, logits)), g = jax.value_and_grad(loss, argnums=2,
-                                                    has_aux=True)(
-        state.params, state.batch_stats, state.alpha, x_val, y_val)
-    return g, val_loss, logits, y_val
+    (val_loss, (_, aux)), g = jax.value_and_grad(
+        family.loss, argnums=2, has_aux=True)(
+            state.params, state.batch_stats, state.alpha, val_in)
+    return g, val_loss, aux, val_in
 
-  x_tr, y_tr = _inputs(state, train_batch, 0, preprocess)
+  train_in = _inputs(state, train_batch, 0, family)
   if arch_mode == 'second_order' and second_order_impl == 'unrolled':
 
     def unrolled_val_loss(alpha):
-      w2 = virtual_step(state, alpha, x_tr, y_tr, model=model)
-      return loss(w2, state.batch_stats, alpha, x_val, y_val)
+      w2 = virtual_step(state, alpha, train_in, model=family)
+      return family.loss(w2, state.batch_stats, alpha, val_in)
 
-    (val_loss, (_, logits)), g = jax.value_and_grad(
+    (val_loss, (_, aux)), g = jax.value_and_grad(
         unrolled_val_loss, has_aux=True)(state.alpha)
-    return g, val_loss, logits, y_val
+    return g, val_loss, aux, val_in
 
   if arch_mode == 'second_order' and second_order_impl != 'hvp':
     raise ValueError(f'Unknown second_order_impl {second_order_impl!r}; '
                      "valid: 'hvp', 'unrolled'.")
   if arch_mode == 'finite_difference' and learning_rate is None:
     raise ValueError("arch_mode='finite_difference' needs learning_rate.")
-  grads, _ = jax.grad(loss, has_aux=True)(state.params, state.batch_stats,
-                                          state.alpha, x_tr, y_tr)
-  w2 = _apply_weight_update(state, grads)
-  (val_loss, (_, logits)), (g_alpha, v) = jax.value_and_grad(
-      loss, argnums=(2, 0), has_aux=True)(w2, state.batch_stats, state.alpha,
-                                          x_val, y_val)
+  grads, _ = jax.grad(family.loss, has_aux=True)(
+      state.params, state.batch_stats, state.alpha, train_in)
+  w2 = _apply_weight_update(state, grads, family.update_scale(train_in))
+  (val_loss, (_, aux)), (g_alpha, v) = jax.value_and_grad(
+      family.loss, argnums=(2, 0), has_aux=True)(w2, state.batch_stats,
+                                                 state.alpha, val_in)
   if arch_mode == 'second_order':
-    term = implicit_term(state, grads, v, train_batch, model=model,
-                         preprocess=preprocess)
+    term = implicit_term(state, grads, v, train_batch, model=family)
   else:
-    term = finite_difference_term(state, v, train_batch, model=model,
-                                  preprocess=preprocess,
+    term = finite_difference_term(state, v, train_batch, model=family,
                                   learning_rate=learning_rate,
                                   fd_radius=fd_radius)
   g = jax.tree.map(jnp.add, g_alpha, term)
-  return g, val_loss, logits, y_val
+  return g, val_loss, aux, val_in
 
 
-def _train_gradients(state: SearchState, alpha, train_batch, *, model,
-                     preprocess):
-  """(grads, new BatchNorm stats, metrics) of the training loss at alpha."""
-  x, y = _inputs(state, train_batch, 0, preprocess)
-  (loss, (batch_stats, logits)), grads = jax.value_and_grad(
-      _loss, has_aux=True)(state.params, state.batch_stats, alpha, x, y,
-                           model=model)
-  return grads, batch_stats, {'train_loss': loss,
-                              'train_accuracy': _accuracy(logits, y)}
+def _train_gradients(state: SearchState, alpha, train_batch, *, family):
+  """(grads, new BatchNorm stats, metrics, carry, update scale) of the
+  training loss at alpha."""
+  inputs = _inputs(state, train_batch, 0, family)
+  (loss, (batch_stats, aux)), grads = jax.value_and_grad(
+      family.loss, has_aux=True)(state.params, state.batch_stats, alpha,
+                                 inputs)
+  metrics = {'train_loss': loss, **{
+      f'train_{k}': v for k, v in family.metrics(aux, inputs).items()}}
+  return (grads, batch_stats, metrics, _with_carry(state.carry, 0, aux),
+          family.update_scale(inputs))
 
 
-def _apply_step(state: SearchState, grads, batch_stats, metrics, **arch):
-  """The state after the weight update from `grads` (plus the `arch` fields:
-  alpha, arch_opt_state), NaN-guarded; the shared end of every step."""
+def _apply_step(state: SearchState, grads, batch_stats, metrics, scale=1.0,
+                **fields):
+  """The state after the weight update from `grads`, scaled by `scale` (plus
+  `fields`: alpha, arch_opt_state, carry), NaN-guarded; the shared end of
+  every step."""
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  updates = jax.tree.map(lambda u: u * jnp.asarray(scale, u.dtype), updates)
   new = state.replace(step=state.step + 1,
                       params=optax.apply_updates(state.params, updates),
-                      batch_stats=batch_stats, opt_state=opt_state, **arch)
+                      batch_stats=batch_stats, opt_state=opt_state, **fields)
   return train_state.keep_if_finite(
       state, new, {**metrics, 'grad_norm': optax.global_norm(grads)})
 
 
 def weight_step(state: SearchState, train_batch: types.Batch, *, model,
-                preprocess: Preprocess):
+                preprocess: Preprocess | None = None):
   """One weight step with alpha fixed. Returns (state, metrics)."""
-  grads, batch_stats, metrics = _train_gradients(
-      state, state.alpha, train_batch, model=model, preprocess=preprocess)
-  return _apply_step(state, grads, batch_stats, metrics)
+  grads, batch_stats, metrics, carry, scale = _train_gradients(
+      state, state.alpha, train_batch, family=family_of(model, preprocess))
+  return _apply_step(state, grads, batch_stats, metrics, scale, carry=carry)
 
 
 def _arch_update(state: SearchState, g_alpha, term=None):
@@ -291,54 +372,69 @@ def _arch_update(state: SearchState, g_alpha, term=None):
 
 
 def search_step(state: SearchState, train_batch: types.Batch,
-                val_batch: types.Batch, *, model, preprocess: Preprocess,
-                arch_mode: str, learning_rate: Callable | None = None,
+                val_batch: types.Batch, *, model,
+                preprocess: Preprocess | None = None, arch_mode: str,
+                learning_rate: Callable | None = None,
                 fd_radius: float = 0.01, second_order_impl: str = 'hvp'):
-  """One DARTS step: alpha on `val_batch`, then weights on `train_batch`."""
-  g_alpha, val_loss, val_logits, y_val = arch_gradient(
-      state, train_batch, val_batch, model=model, preprocess=preprocess,
-      arch_mode=arch_mode, learning_rate=learning_rate, fd_radius=fd_radius,
+  """One DARTS step: alpha on `val_batch`, then weights on `train_batch`.
+
+  The validation stream's carry comes from the validation pass (at w' in
+  second order), the training stream's from the weight step's pass.
+  """
+  family = family_of(model, preprocess)
+  g_alpha, val_loss, val_aux, val_in = arch_gradient(
+      state, train_batch, val_batch, model=family, arch_mode=arch_mode,
+      learning_rate=learning_rate, fd_radius=fd_radius,
       second_order_impl=second_order_impl)
   alpha, arch_opt_state, arch_grad_norm = _arch_update(state, g_alpha)
-  grads, batch_stats, metrics = _train_gradients(
-      state, alpha, train_batch, model=model, preprocess=preprocess)
-  metrics.update(val_loss=val_loss,
-                 val_accuracy=_accuracy(val_logits, y_val),
-                 arch_grad_norm=arch_grad_norm)
-  return _apply_step(state, grads, batch_stats, metrics, alpha=alpha,
-                     arch_opt_state=arch_opt_state)
+  grads, batch_stats, metrics, carry, scale = _train_gradients(
+      state, alpha, train_batch, family=family)
+  metrics.update(val_loss=val_loss, arch_grad_norm=arch_grad_norm, **{
+      f'val_{k}': v for k, v in family.metrics(val_aux, val_in).items()})
+  return _apply_step(state, grads, batch_stats, metrics, scale, alpha=alpha,
+                     arch_opt_state=arch_opt_state,
+                     carry=_with_carry(carry, 1, val_aux))
 
 
-def batch_gradients(params, batch_stats, alpha, rng, step, salt, batch, *,
-                    model, preprocess: Preprocess,
+def batch_gradients(params, batch_stats, alpha, rng, step, salt, batch,
+                    carry=None, *, model, preprocess: Preprocess | None = None,
                     network: Callable | None = None):
   """Loss and gradients w.r.t. (weights, alpha) on one batch: a staged pass.
 
-  `salt` selects the augmentation stream as in the one-program step (0 for a
-  training batch, 1 for a validation batch); it is an argument, not a
-  constant, so one compiled program serves every pass of a step.
-  `network`: as in `implicit_term`.
-  Returns {'loss', 'accuracy', 'batch_stats', 'grad_w', 'grad_alpha'}.
+  `salt` selects the stream as in the one-program step (0 for a training
+  batch, 1 for a validation batch); it is an argument, not a constant, so
+  one compiled program serves every pass of a step. `carry`: the stream's
+  carry (None for images). `network`: as in `implicit_term`.
+  Returns {'loss', 'metrics', 'batch_stats', 'grad_w', 'grad_alpha',
+  'carry', 'update_scale'}.
   """
-  x, y = _preprocess(rng, step, salt, batch, preprocess)
-  network = network or functools.partial(_loss_and_grads, model=model)
-  (loss, (stats, logits)), (grad_w, grad_alpha) = network(
-      params, batch_stats, alpha, x, y)
-  return {'loss': loss, 'accuracy': _accuracy(logits, y),
-          'batch_stats': stats, 'grad_w': grad_w, 'grad_alpha': grad_alpha}
+  family = family_of(model, preprocess)
+  inputs = family.prepare(rng, step, salt, batch, carry)
+  network = network or functools.partial(_loss_and_grads, family=family)
+  (loss, (stats, aux)), (grad_w, grad_alpha) = network(
+      params, batch_stats, alpha, inputs)
+  return {'loss': loss, 'metrics': family.metrics(aux, inputs),
+          'batch_stats': stats, 'grad_w': grad_w, 'grad_alpha': grad_alpha,
+          'carry': aux.get('carry'),
+          'update_scale': jnp.asarray(family.update_scale(inputs),
+                                      jnp.float32)}
 
 
 def _finish(state: SearchState, alpha, arch_opt_state, train, val_loss,
-            val_accuracy, arch_grad_norm):
-  metrics = {'train_loss': train['loss'], 'train_accuracy': train['accuracy'],
-             'val_loss': val_loss, 'val_accuracy': val_accuracy,
-             'arch_grad_norm': arch_grad_norm}
+            val_metrics, val_carry, arch_grad_norm):
+  metrics = {'train_loss': train['loss'], 'val_loss': val_loss,
+             'arch_grad_norm': arch_grad_norm,
+             **{f'train_{k}': v for k, v in train['metrics'].items()},
+             **{f'val_{k}': v for k, v in val_metrics.items()}}
+  carry = _with_carry(_with_carry(state.carry, 0, train), 1,
+                      {'carry': val_carry})
   return _apply_step(state, train['grad_w'], train['batch_stats'], metrics,
-                     alpha=alpha, arch_opt_state=arch_opt_state)
+                     train['update_scale'], alpha=alpha,
+                     arch_opt_state=arch_opt_state, carry=carry)
 
 
-def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
-                       arch_mode: str, learning_rate: Callable | None = None,
+def staged_search_step(jit_stage: Callable, *, model,
+                       preprocess: Preprocess | None = None, arch_mode: str, learning_rate: Callable | None = None,
                        fd_radius: float = 0.01):
   """`search_step` as a few compiled programs instead of one.
 
@@ -381,8 +477,9 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
     raise ValueError(f'Unknown arch_mode {arch_mode!r}; valid: {ARCH_MODES}.')
   if arch_mode == 'finite_difference' and learning_rate is None:
     raise ValueError("arch_mode='finite_difference' needs learning_rate.")
-  network = jax.jit(functools.partial(_loss_and_grads, model=model))
-  bound = dict(model=model, preprocess=preprocess)
+  family = family_of(model, preprocess)
+  network = jax.jit(functools.partial(_loss_and_grads, family=family))
+  bound = dict(model=family)
   stages = {
       'gradients': jit_stage(
           functools.partial(batch_gradients, **bound, network=network),
@@ -405,13 +502,15 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
   def run(call, state: SearchState, train_batch, val_batch):
     """The step's dataflow; call(name, *args) runs (or compiles) a stage."""
     common = (state.batch_stats, state.alpha, state.rng, state.step)
+    carry = {salt: state.carry.get(name) for salt, name in enumerate(STREAMS)}
     term = None
     if arch_mode == 'first_order':
-      val = call('gradients', state.params, *common, 1, val_batch)
+      val = call('gradients', state.params, *common, 1, val_batch, carry[1])
     else:
-      train = call('gradients', state.params, *common, 0, train_batch)
-      w2 = call('virtual_step', state, train['grad_w'])
-      val = call('gradients', w2, *common, 1, val_batch)
+      train = call('gradients', state.params, *common, 0, train_batch,
+                   carry[0])
+      w2 = call('virtual_step', state, train['grad_w'], train['update_scale'])
+      val = call('gradients', w2, *common, 1, val_batch, carry[1])
       if arch_mode == 'second_order':
         term = call('implicit_term', state, train['grad_w'], val['grad_w'],
                     train_batch)
@@ -421,9 +520,9 @@ def staged_search_step(jit_stage: Callable, *, model, preprocess: Preprocess,
     alpha, arch_opt_state, arch_grad_norm = call(
         'arch_update', state, val['grad_alpha'], term)
     train = call('gradients', state.params, state.batch_stats, alpha,
-                 state.rng, state.step, 0, train_batch)
+                 state.rng, state.step, 0, train_batch, carry[0])
     return call('finish', state, alpha, arch_opt_state, train, val['loss'],
-                val['accuracy'], arch_grad_norm)
+                val['metrics'], val['carry'], arch_grad_norm)
 
   def step(state: SearchState, train_batch: types.Batch,
            val_batch: types.Batch):

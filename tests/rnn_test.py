@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+from nasjax import parallel
 from nasjax.darts import rnn
 from nasjax.darts import step as step_lib
 from nasjax.data import pipeline
@@ -205,23 +206,23 @@ MODEL = rnn.RNNModel(VOCAB, UNITS, space=SPACE, dropout=0.3, dropout_h=0.2,
 FAMILY = rnn.LanguageModel(MODEL, bptt=BPTT)
 
 
-def _state(dtype=jnp.float32, clip=0.25, seed=0):
+def _state(dtype=jnp.float32, clip=0.25, seed=0, rows=ROWS):
   k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
   alpha = jax.tree.map(lambda a: (500 * a).astype(dtype),
                        rnn.init_alpha(SPACE, k2))
   v = MODEL.init(k1, jnp.zeros((2, BPTT), jnp.int32),
                  jnp.zeros((2, UNITS)), alpha)
   cast = lambda t: jax.tree.map(lambda a: a.astype(dtype), t)
-  carry = {'train': 0.3 * jax.random.normal(k3, (ROWS, UNITS), dtype),
-           'val': -0.2 * jax.random.normal(k3, (ROWS, UNITS), dtype)}
+  carry = {'train': 0.3 * jax.random.normal(k3, (rows, UNITS), dtype),
+           'val': -0.2 * jax.random.normal(k3, (rows, UNITS), dtype)}
   return SearchState.create(
       params=cast(v['params']), batch_stats=cast(v['batch_stats']),
       alpha=alpha, tx=_tx(clip), arch_tx=optax.adam(3e-3), rng=k3,
       carry=carry)
 
 
-def _batch(seed, length=BPTT):
-  t = np.random.default_rng(seed).integers(0, VOCAB, (ROWS, length + 1))
+def _batch(seed, length=BPTT, rows=ROWS):
+  t = np.random.default_rng(seed).integers(0, VOCAB, (rows, length + 1))
   return {'inputs': t[:, :-1].astype(np.int32),
           'targets': t[:, 1:].astype(np.int32)}
 
@@ -330,6 +331,31 @@ def test_two_window_lengths_compile_two_programs_and_scale_the_update():
   chex.assert_trees_all_close(
       moved, jax.tree.map(lambda u: u * (BPTT // 2) / BPTT, full),
       rtol=1e-3, atol=1e-8)  # float32 cancellation in new - old.
+
+
+@pytest.mark.parametrize('staged', [False, True])
+def test_eight_devices_equal_one(staged):
+  """The exact second-order recurrent step on 8 devices (rows sharded; one
+  program, or staged as for the CNN) equals the 1-device step: weights,
+  alpha, BatchNorm statistics and both streams' hidden states."""
+  kw = dict(model=FAMILY, arch_mode='second_order')
+  tb, vb = _batch(1, rows=8), _batch(2, rows=8)
+  results = []
+  for n in (1, 8):
+    mesh = parallel.make_mesh(n)
+    state = parallel.replicate(_state(rows=8), mesh)
+    if staged and n == 8:
+      step = step_lib.staged_search_step(parallel.stage_jitter(mesh), **kw)
+    else:
+      step = parallel.jit_step(functools.partial(step_lib.search_step, **kw),
+                               mesh, num_batches=2)
+    new, metrics = step(state, parallel.shard_batch(tb, mesh),
+                        parallel.shard_batch(vb, mesh))
+    assert bool(metrics['finite'])
+    items = dict(new.checkpoint_items(), rng=jax.random.key_data(new.rng))
+    assert 'carry' in items
+    results.append(jax.device_get((items, metrics)))
+  chex.assert_trees_all_close(results[0], results[1], rtol=2e-4, atol=2e-6)
 
 
 # --- PTB reader ------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Measures a GPU or TPU host in one command, in under 12 minutes (each part
+# Measures a GPU or TPU host in one command, in under 14 minutes (each part
 # has a time limit: install 90 s, step timings 200 + 60 s, ENAS steps
-# 2 x 120 s, search 120 s):
+# 2 x 120 s, recurrent steps 2 x 60 s, search 120 s):
 #
 #   bash benchmarks/accelerator_check.sh [OUT.jsonl]
 #
@@ -16,7 +16,10 @@
 # 3. Times the ENAS child step against the fixed network of the same arc,
 #    micro and macro, at the reference's search sizes
 #    (benchmarks/enas_step.py).
-# 4. Runs a short real search through the library: the paper's search
+# 4. Times the recurrent search step (exact second order) at the papers'
+#    search size and the language model's weight step at the retraining
+#    size (benchmarks/rnn_step.py).
+# 5. Runs a short real search through the library: the paper's search
 #    config (C=16, 8 cells, batch 64, exact second order) for 300 steps on
 #    CIFAR-10 if $CIFAR10_DIR names the extracted python batches, else on
 #    random 32x32 images of the same shape (the step does not depend on the
@@ -32,12 +35,13 @@ PY=${PYTHON:-python3}
 budget() { timeout "$1" "${@:2}"; }
 # Smaller settings for a dry run on a CPU, e.g.
 # SIZES=4/3/8 MODES=weights SEARCH_PRESET=tiny SEARCH_STEPS=4 \
-#   ENAS_SPECS=micro:4/1/8 bash ...
+#   ENAS_SPECS=micro:4/1/8 RNN_SPECS=first_order:100/8/4/5 bash ...
 SIZES=${SIZES:-8/5/32,16/8/64}
 MODES=${MODES:-weights,first_order,second_order}
 SEARCH_PRESET=${SEARCH_PRESET:-cifar10}
 SEARCH_STEPS=${SEARCH_STEPS:-300}
 ENAS_SPECS=${ENAS_SPECS:-micro:20/6/160 macro:36/12/128}
+RNN_SPECS=${RNN_SPECS:-second_order:10000/300/256/35 retrain:10000/850/64/35}
 
 backend=$($PY -c 'import jax; print(jax.default_backend())' 2>/dev/null)
 if [ "$backend" = "cpu" ] || [ -z "$backend" ]; then
@@ -65,6 +69,13 @@ for spec in $ENAS_SPECS; do
   budget 120 $PY benchmarks/enas_step.py --space="${spec%%:*}" \
     --size="${spec##*:}" --arcs=2 --steps=5 \
     | sed 's/^{/{"check": "enas_step", /' | tee -a "$OUT"
+done
+
+# Recurrent cells: the search step and the language model's weight step.
+for spec in $RNN_SPECS; do
+  budget 60 $PY benchmarks/rnn_step.py --mode="${spec%%:*}" \
+    --size="${spec##*:}" --steps=5 \
+    | sed 's/^{/{"check": "rnn_step", /' | tee -a "$OUT"
 done
 
 SEARCH_PRESET=$SEARCH_PRESET SEARCH_STEPS=$SEARCH_STEPS \

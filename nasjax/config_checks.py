@@ -178,3 +178,64 @@ def check_selection_config(config, search_devices: int | None = None,
   f.check(len({(d.name, d.data_dir) for d in stages}) == 1, 'search.data',
           'every stage must read the same dataset (set --config.data_dir '
           'for all).')
+
+
+RNN_ARCH_MODES = ('second_order', 'first_order', 'finite_difference')
+
+
+def check_rnn_search_config(config, devices: int | None = None,
+                            prefix: str = 'config') -> None:
+  """A darts_rnn_search config (nasjax/configs/darts_rnn_search.py)."""
+  f = errors.Fields(config, prefix)
+  f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps')
+  f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
+             'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
+             'model.units', 'search_space.steps')
+  f.at_least(2, 'bptt')
+  if devices is not None:
+    f.divisible('batch_size', devices)
+  f.one_of('data.name', ('ptb', 'synthetic'))
+  f.check(f.get('data.name') != 'ptb' or bool(f.get('data.data_dir')),
+          'data.data_dir', "data.name='ptb' needs the directory of "
+          'ptb.train.txt, ptb.valid.txt and ptb.test.txt.')
+  for k in ('dropout', 'dropout_h', 'dropout_x', 'dropout_i', 'dropout_e'):
+    f.half_open(f'model.{k}', 0, 1)
+  f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
+             'arch_optimizer.weight_decay', integer=False)
+  f.positive('optimizer.learning_rate', 'arch_optimizer.learning_rate')
+  f.half_open('arch_optimizer.b1', 0, 1)
+  f.half_open('arch_optimizer.b2', 0, 1)
+  f.one_of('search.arch_mode', RNN_ARCH_MODES)
+  f.one_of('search.second_order_impl', SECOND_ORDER_IMPLS)
+  f.positive('search.fd_radius')
+  prims = tuple(f.get('search_space.primitives'))
+  f.check(bool(prims) and prims[0] == 'none' and set(prims) <= set(
+      ('none', 'tanh', 'relu', 'sigmoid', 'identity')) and len(prims) > 1,
+          'search_space.primitives', "must start with 'none' and name "
+          'activations among tanh, relu, sigmoid, identity.')
+
+
+def check_lm_train_config(config, devices: int | None = None,
+                          prefix: str = 'config') -> None:
+  """An lm_train config (nasjax/configs/lm_train.py)."""
+  f = errors.Fields(config, prefix)
+  f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps',
+             'optimizer.nonmono', 'optimizer.average_from_epoch',
+             'max_seq_len_delta')
+  f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
+             'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
+             'test_batch_size', 'model.units', 'length_bucket')
+  f.at_least(2, 'bptt')
+  if devices is not None:
+    f.divisible('batch_size', devices)
+  f.one_of('data.name', ('ptb', 'synthetic'))
+  f.check(f.get('data.name') != 'ptb' or bool(f.get('data.data_dir')),
+          'data.data_dir', "data.name='ptb' needs the directory of "
+          'ptb.train.txt, ptb.valid.txt and ptb.test.txt.')
+  for k in ('dropout', 'dropout_h', 'dropout_x', 'dropout_i', 'dropout_e'):
+    f.half_open(f'model.{k}', 0, 1)
+  f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
+             integer=False)
+  f.positive('optimizer.learning_rate')
+  f.check(bool(str(f.get('genotype')).strip()), 'genotype',
+          'name a recurrent genotype (e.g. DARTS_V2_RNN) or a file.')

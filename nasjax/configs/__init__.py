@@ -5,17 +5,31 @@ at these modules). Every field is commented in its module.
 
   cfg = configs.search('cifar10')     # DARTS search, the paper's setting
   cfg = configs.retrain('digits')     # retraining a genotype, small
+  cfg = configs.rnn_search('ptb')     # DARTS recurrent search (PTB)
+  cfg = configs.language_model('ptb') # retraining a recurrent cell
   cfg.epochs = 10                     # any field can be changed
 """
+from nasjax.configs import darts_rnn_search
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
 from nasjax.configs import enas_search
+from nasjax.configs import lm_train
 from nasjax.configs import selection
 
 
 def search(variant: str = 'cifar10'):
   """A DARTS search preset: 'cifar10', 'cifar10_subset', 'digits', 'tiny'."""
   return darts_search.get_config(variant)
+
+
+def rnn_search(variant: str = 'ptb'):
+  """A DARTS recurrent search preset: 'ptb', 'synthetic', 'tiny'."""
+  return darts_rnn_search.get_config(variant)
+
+
+def language_model(variant: str = 'ptb'):
+  """A language-model retraining preset: 'ptb', 'synthetic', 'tiny'."""
+  return lm_train.get_config(variant)
 
 
 def enas(variant: str = 'micro'):

@@ -168,8 +168,8 @@ class RNNModel(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, hidden, alpha=None, train: bool = False):
-    table = self.param('embedding', _uniform(INIT_RANGE),
-                       (self.vocab_size, self.units))
+    table = jnp.asarray(self.param('embedding', _uniform(INIT_RANGE),
+                                   (self.vocab_size, self.units)))
     lookup = table
     if train and self.dropout_e:
       lookup = table * _mask(self.make_rng('dropout'), (self.vocab_size, 1),
@@ -202,7 +202,11 @@ def init_alpha(space: darts_rnn.DartsRnnSpace, rng) -> dict:
 class LanguageModel:
   """The language-model family of the bilevel step (`step.Family`).
 
-  Batches are {'inputs', 'targets'}: token windows [rows, seq_len]. The
+  Batches are {'inputs', 'targets'}: token windows [rows, seq_len], and
+  optionally 'mask' [rows, seq_len] (1 for the tokens of a window padded to
+  a fixed length: the loss, the carried hidden state and the update scale
+  are those of the unpadded window; retraining pads its variable lengths to
+  a few buckets, so a few programs serve every length). The
   stream's carry is the hidden state [rows, units] after its previous window
   (`SearchState.carry['train' | 'val']`); it is an input of the step, a
   constant of its derivatives (the reference detaches it too).
@@ -226,10 +230,13 @@ class LanguageModel:
     if carry is None:
       raise ValueError('A language model step needs the hidden states in '
                        "state.carry['train'] and state.carry['val'].")
-    return {'inputs': batch['inputs'], 'targets': batch['targets'],
-            'hidden': carry,
-            'rng': jax.random.fold_in(jax.random.fold_in(rng, step), salt),
-            'training': jnp.equal(salt, 0)}
+    inputs = {'inputs': batch['inputs'], 'targets': batch['targets'],
+              'hidden': carry,
+              'rng': jax.random.fold_in(jax.random.fold_in(rng, step), salt),
+              'training': jnp.equal(salt, 0)}
+    if 'mask' in batch:
+      inputs['mask'] = batch['mask']
+    return inputs
 
   def loss(self, params, batch_stats, alpha, inputs):
     (logits, last, raw), updates = self.model.apply(
@@ -237,9 +244,18 @@ class LanguageModel:
         inputs['hidden'], alpha, train=True,
         rngs={'dropout': inputs['rng']}, mutable=['batch_stats'])
     ce = optax.softmax_cross_entropy_with_integer_labels(
-        logits, inputs['targets']).mean()
-    reg = self.tar * jnp.mean(jnp.square(raw[:, 1:] - raw[:, :-1]))
-    loss = ce + jnp.where(inputs['training'], reg, 0.0)
+        logits, inputs['targets'])
+    diff = jnp.square(raw[:, 1:] - raw[:, :-1]).mean(-1)
+    if 'mask' in inputs:  # A window padded to its length bucket.
+      mask = inputs['mask'].astype(ce.dtype)
+      ce = jnp.sum(ce * mask) / jnp.sum(mask)
+      pairs = mask[:, 1:]
+      tar = jnp.sum(diff * pairs) / jnp.maximum(jnp.sum(pairs), 1)
+      last_index = jnp.sum(inputs['mask'], 1).astype(jnp.int32) - 1
+      last = jnp.take_along_axis(raw, last_index[:, None, None], 1)[:, 0]
+    else:
+      ce, tar = ce.mean(), diff.mean()
+    loss = ce + jnp.where(inputs['training'], self.tar * tar, 0.0)
     return loss, (updates.get('batch_stats', {}),
                   {'carry': jax.lax.stop_gradient(last), 'ce': ce})
 
@@ -248,9 +264,39 @@ class LanguageModel:
     return {'ce': aux['ce']}
 
   def update_scale(self, inputs):
+    """seq_len / bptt: the window's length, or its unpadded length."""
+    if 'mask' in inputs:
+      return jnp.mean(inputs['mask'].astype(jnp.float32).sum(1)) / self.bptt
     return inputs['inputs'].shape[1] / self.bptt
 
 
 def initial_carry(rows: dict[str, int], units: int, dtype=jnp.float32):
   """Zero hidden states per stream, e.g. {'train': 256, 'val': 256} rows."""
   return {k: jnp.zeros((n, units), dtype) for k, n in rows.items()}
+
+
+def evaluate(model: RNNModel, params, batch_stats, alpha, data, *,
+             bptt: int):
+  """Mean cross-entropy over every next-token target of `data` [rows, N],
+  read in windows of `bptt` with the hidden state carried from zero, in
+  evaluation mode (no dropout, running BatchNorm statistics): the
+  perplexity is its exp. One `lax.scan` over the windows; the last window is
+  padded and its padding masked. jit it with `bptt` static."""
+  rows, n = data.shape
+  windows = -(-(n - 1) // bptt)
+  data = jnp.pad(data, ((0, 0), (0, windows * bptt + 1 - n)))
+  split = lambda a: jnp.swapaxes(a.reshape(rows, windows, bptt), 0, 1)
+  inputs, targets = split(data[:, :-1]), split(data[:, 1:])
+  mask = split(jnp.broadcast_to(jnp.arange(windows * bptt) < n - 1,
+                                (rows, windows * bptt)))
+  variables = {'params': params, 'batch_stats': batch_stats}
+
+  def window(h, xs):
+    x, y, m = xs
+    logits, h, _ = model.apply(variables, x, h, alpha, train=False)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return h, jnp.sum(jnp.where(m, ce, 0.0))
+
+  h0 = jnp.zeros((rows, model.units), params['embedding'].dtype)
+  _, sums = jax.lax.scan(window, h0, (inputs, targets, mask))
+  return sums.sum() / (rows * (n - 1))

@@ -25,6 +25,7 @@ Synopsis:
   inputs, targets = ptb.window(train, position=0, length=35)
 """
 
+import bisect
 import dataclasses
 import os
 
@@ -155,3 +156,42 @@ def retrain_length(bptt: int, rng: np.random.Generator,
   max_delta, with b = bptt, or bptt / 2 with probability 0.05."""
   b = bptt if rng.random() < 0.95 else bptt / 2
   return int(min(max(5, int(rng.normal(b, 5))), bptt + max_delta))
+
+
+def synthetic(vocab_size: int = 200, tokens: tuple[int, int, int] = (
+    30_000, 6_000, 6_000), seed: int = 0, branching: int = 3,
+              topics: int = 4, switch: float = 0.05) -> Corpus:
+  """A small learnable corpus that needs no download, in PTB's form.
+
+  Words `w0`.. and `<eos>` (the last id). The text comes from a hidden
+  "topic" that changes with probability `switch` at each token; given the
+  topic and the previous word, only `branching` words can follow, with
+  random probabilities. A model that tracks the topic (which needs a memory
+  of recent words) and learns the transitions reaches a perplexity near
+  `branching`; one that only knows the previous word does worse, and a
+  unigram model stays near the vocabulary size. The three splits are
+  continuations of one stream. For smoke runs, tests and notebooks, not
+  for results.
+  """
+  rng = np.random.default_rng([seed, 0x7e47])
+  v = vocab_size
+  if v < 3 or branching < 1 or topics < 1:
+    raise ValueError('synthetic() needs vocab_size >= 3, branching >= 1 and '
+                     'topics >= 1.')
+  succ = rng.integers(0, v, (topics, v, branching)).tolist()
+  probs = rng.dirichlet(np.ones(branching), (topics, v)).cumsum(-1).tolist()
+  total = sum(tokens)
+  out = [0] * total
+  word, topic = 0, 0
+  draws = rng.random((total, 3)).tolist()
+  for t, (u_switch, u_topic, u_word) in enumerate(draws):
+    if u_switch < switch:
+      topic = min(int(u_topic * topics), topics - 1)
+    k = min(bisect.bisect_left(probs[topic][word], u_word), branching - 1)
+    word = succ[topic][word][k]
+    out[t] = word
+  out = np.asarray(out, np.int32)
+  vocab = tuple(f'w{i}' for i in range(v - 1)) + (EOS,)
+  cut = np.cumsum(tokens)
+  return Corpus(vocab=vocab, train=out[:cut[0]], valid=out[cut[0]:cut[1]],
+                test=out[cut[1]:], directory='')

@@ -199,3 +199,57 @@ def network_svg(ops: Sequence[str], skips, reductions: Sequence[int],
                  ' fill="#c00">reduce</text>')
   parts.append('</svg>')
   return '\n'.join(parts)
+
+
+# Colours of the recurrent cell's activations.
+ACT_COLORS = {'tanh': '#d62728', 'relu': '#1f77b4', 'sigmoid': '#2ca02c',
+              'identity': '#7f7f7f'}
+
+
+def recurrent_svg(recurrent: Sequence[Pair], concat: Sequence[int],
+                  title: str = 'recurrent cell') -> str:
+  """An SVG drawing of a recurrent cell: x_t and h_{t-1} into node 0, the
+  nodes on one line, an arc from each node's predecessor labelled with its
+  activation (above the line), and the averaged nodes into h_t (below)."""
+  n = len(recurrent)
+  span = max(k - pred for k, (_, pred) in enumerate(recurrent, start=1))
+  step, w, h, top = 78, 56, 28, 50 + 7 * span
+  xs = [20 + step * (k + 1) for k in range(n + 1)]
+  out_x = xs[-1] + step
+  width, height = out_x + w + 20, top + h + 90
+  parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+           f'height="{height}" font-family="sans-serif" font-size="11">',
+           f'<text x="10" y="18" font-size="14">{title}</text>',
+           '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="7" '
+           'refY="3" orient="auto"><path d="M0,0 L7,3 L0,6 z"/></marker></defs>']
+  boxes = [(20, 'x_t, h_t-1', '#cfe2f3')] + [
+      (x, f'node {k}', '#fff2cc') for k, x in enumerate(xs)] + [
+          (out_x, 'h_t (mean)', '#d9ead3')]
+  cy = top + h / 2
+  parts.append(f'<path d="M{20 + w},{cy} L{xs[0]},{cy}" stroke="#333" '
+               'marker-end="url(#a)"/>')
+  labels = []
+  for k, (act, pred) in enumerate(recurrent, start=1):
+    x1, x2 = xs[pred] + w / 2, xs[k] + w / 2
+    peak = top - 12 - 14 * (k - pred)
+    color = ACT_COLORS.get(act, '#000000')
+    parts.append(f'<path d="M{x1},{top} Q{(x1 + x2) / 2},{peak} {x2},{top}" '
+                 f'fill="none" stroke="{color}" stroke-width="1.5" '
+                 'marker-end="url(#a)"/>')
+    labels.append(((x1 + x2) / 2, (top + peak) / 2 + 2, act, color))
+  for c in concat:
+    x1, x2 = xs[c] + w / 2, out_x + w / 2
+    parts.append(f'<path d="M{x1},{top + h} Q{(x1 + x2) / 2},'
+                 f'{top + h + 60} {x2},{top + h}" fill="none" stroke="#999" '
+                 'marker-end="url(#a)"/>')
+  for x, name, fill in boxes:
+    parts.append(f'<rect x="{x}" y="{top}" width="{w}" height="{h}" rx="6" '
+                 f'fill="{fill}" stroke="#333"/>')
+    parts.append(f'<text x="{x + w / 2}" y="{top + 18}" '
+                 f'text-anchor="middle">{name}</text>')
+  for x, y, act, color in labels:
+    for paint in (' stroke="white" stroke-width="4"', ''):
+      parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" '
+                   f'fill="{color}"{paint}>{act}</text>')
+  parts.append('</svg>')
+  return '\n'.join(parts)

@@ -6,20 +6,22 @@ DARTS genotypes round-trip through JSON and the reference code's notation,
            reduce=[('max_pool_3x3', 0), ...], reduce_concat=range(2, 6))
 
 parsed with `ast` (never `eval`). ENAS arcs (`search_spaces.enas.EnasArc`)
-through JSON holding the reference's arc string; `to_dict`, `from_dict` and
-`parse` take either family.
+through JSON holding the reference's arc string; recurrent genotypes
+(`recurrent.RecurrentGenotype`) through JSON and `s1=act(s0); ...`;
+`to_dict`, `from_dict` and `parse` take every family.
 """
 
 import ast
 import json
 from typing import Mapping
 
+from nasjax.genotype import recurrent
 from nasjax.genotype.cell import FIELDS, Genotype, GenotypeError, make
 from nasjax.search_spaces import enas as enas_space
 
 def to_dict(g: 'Genotype | enas_space.EnasArc') -> dict:
   """JSON-able form of a DARTS genotype or an ENAS arc (`EnasArc.to_dict`)."""
-  if isinstance(g, enas_space.EnasArc):
+  if isinstance(g, (enas_space.EnasArc, recurrent.RecurrentGenotype)):
     return g.to_dict()
   return {'normal': [list(p) for p in g.normal],
           'normal_concat': list(g.normal_concat),
@@ -33,6 +35,8 @@ def from_dict(d: Mapping) -> 'Genotype | enas_space.EnasArc':
   if not isinstance(d, Mapping):
     raise GenotypeError(f'A genotype must be a JSON object, got '
                         f'{type(d).__name__}.')
+  if 'recurrent' in d:
+    return recurrent.from_dict(d)
   if 'space' in d:
     try:
       return enas_space.arc_from_dict(d)
@@ -64,7 +68,7 @@ def from_json(text: str) -> 'Genotype | enas_space.EnasArc':
 def to_notation(g: 'Genotype | enas_space.EnasArc') -> str:
   """The reference code's `Genotype(...)` repr; for an ENAS arc the
   reference's arc string."""
-  if isinstance(g, enas_space.EnasArc):
+  if isinstance(g, (enas_space.EnasArc, recurrent.RecurrentGenotype)):
     return str(g)
   cell = lambda pairs: '[' + ', '.join(f'({op!r}, {i})' for op, i in pairs) + ']'
   return (f'Genotype(normal={cell(g.normal)}, '
@@ -111,4 +115,6 @@ def parse(text: str) -> 'Genotype | enas_space.EnasArc':
   """JSON or notation, whichever `text` is."""
   if text.lstrip()[:1] in ('{', '['):
     return from_json(text)
+  if text.lstrip().startswith('s1='):
+    return recurrent.from_notation(text)
   return from_notation(text)

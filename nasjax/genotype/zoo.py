@@ -2,6 +2,7 @@
 
 import os
 
+from nasjax.genotype import recurrent
 from nasjax.genotype.cell import Genotype, GenotypeError, make
 from nasjax.genotype.notation import from_notation, parse
 from nasjax.search_spaces import enas as enas_space
@@ -81,12 +82,15 @@ def get(name: str) -> 'Genotype | enas_space.EnasArc':
   ones."""
   if name in enas_space.PUBLISHED:
     return enas_space.EnasArc(*enas_space.published(name))
+  if name in recurrent.RECURRENT_ZOO:
+    return recurrent.RECURRENT_ZOO[name]
   try:
     return ZOO[name]
   except KeyError:
     raise GenotypeError(
         f'Unknown genotype {name!r}. Published genotypes and arcs: '
-        f'{sorted(ZOO) + list(enas_space.PUBLISHED)}; or give a path to a '
+        f'{sorted(ZOO) + list(enas_space.PUBLISHED)}, recurrent cells '
+        f'{list(recurrent.RECURRENT_ZOO)}; or give a path to a '
         'genotype or arc JSON file, or a genotype notation file.') from None
 
 
@@ -94,9 +98,10 @@ def load(spec: str) -> 'Genotype | enas_space.EnasArc':
   """A published name, a file (JSON or notation), or notation/JSON text
   itself. DARTS genotypes and ENAS arcs (their JSON, `EnasArc.to_dict`)."""
   spec = spec.strip()
-  if spec in ZOO or spec in enas_space.PUBLISHED:
+  if (spec in ZOO or spec in enas_space.PUBLISHED or
+      spec in recurrent.RECURRENT_ZOO):
     return get(spec)
-  if spec.startswith(('Genotype(', '{')):
+  if spec.startswith(('Genotype(', '{', 's1=')):
     return parse(spec)
   if os.path.exists(spec):
     with open(spec) as f:

@@ -1,0 +1,118 @@
+"""The DARTS recurrent search loop: binary, exact resume across an epoch
+(hidden states and data position), files, config errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from nasjax import checkpoint
+from nasjax import config_checks
+from nasjax import configs
+from nasjax import errors
+from nasjax import genotype as genotype_lib
+from nasjax import parallel
+from nasjax.darts import rnn_search
+from tests import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny():
+  c = configs.rnn_search('tiny')
+  c.search.arch_mode = 'first_order'  # Compiles faster; resume is the point.
+  c.num_devices = 1  # The tests see 8 devices; the binary sees 1.
+  return c
+
+
+def _restore(workdir, config):
+  corpus = rnn_search.load_corpus(config)
+  b = rnn_search.build(config, corpus.vocab_size)
+  template = rnn_search.init_state(b, config, parallel.make_mesh(1))
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  state, meta = ckpt.restore_latest(template)
+  ckpt.close()
+  return state, meta
+
+
+def test_binary_then_resume_equals_uninterrupted(tmp_path):
+  """The binary runs 2 of the 4 steps and stops mid-epoch (3 windows per
+  epoch); the API resumes through the epoch boundary, where both hidden
+  states restart from zero. Every checkpoint array (weights, alpha, Adam
+  state, BatchNorm statistics, both streams' hidden states, key) and the
+  history equal those of one 4-step run."""
+  config = _tiny()
+  straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
+  a = rnn_search.search(config, straight, progress='none')
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_search.py'),
+       '--config=' + os.path.join(ROOT, 'experiments', 'configs',
+                                  'darts_rnn_search.py') + ':tiny',
+       f'--workdir={split}', '--config.max_steps=2',
+       '--config.search.arch_mode=first_order'],
+      capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT), check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'genotype: s1=' in proc.stdout
+  b = rnn_search.search(config, split, progress='none')
+  assert (a.summary['start_step'], b.summary['start_step']) == (0, 2)
+  a_state, meta_a = _restore(straight, config)
+  b_state, meta_b = _restore(split, config)
+  assert meta_a['step'] == meta_b['step'] == 4
+  assert meta_a['data_position'] == {'epoch': 1, 'window': 1}
+  items = a_state.checkpoint_items()
+  assert set(items['carry']) == {'train', 'val'}
+  chex.assert_trees_all_equal(jax.device_get(items),
+                              jax.device_get(b_state.checkpoint_items()))
+  assert [r.to_dict() for r in a.history] == [r.to_dict() for r in b.history]
+  assert len(a.history) == 2 and a.genotype == b.genotype
+
+  for name in ('genotype.json', 'genotype.txt', 'genotype.svg',
+               'history.json', 'results.json', 'genotypes/epoch_001.svg'):
+    assert os.path.exists(os.path.join(straight, name)), name
+  with open(os.path.join(straight, 'genotype.json')) as f:
+    assert genotype_lib.from_dict(json.load(f)) == a.genotype
+  record = a.history[-1]
+  assert record.alpha['recurrent'].shape == (6, 5)
+  np.testing.assert_allclose(record.alpha['recurrent'].sum(-1), 1, rtol=1e-5)
+  assert np.isfinite(record.train['valid_ce'])
+  tags = helpers.event_tags(os.path.join(straight, 'tb'))['scalars']
+  for tag in ('train/train_loss', 'train/val_ce', 'train/lr',
+              'epoch/valid_perplexity', 'epoch/train_perplexity',
+              'alpha_recurrent/node2_pred1/relu'):
+    assert tag in tags, (tag, sorted(tags)[:20])
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('data.name', 'wikitext', 'data.name'),
+    ('data.data_dir', '', 'data.data_dir'),
+    ('search.arch_mode', 'weights_only', 'search.arch_mode'),
+    ('model.dropout', 1.0, 'model.dropout'),
+    ('search_space.primitives', ('tanh', 'relu'), 'search_space.primitives'),
+    ('batch_size', 3, 'batch_size'),
+])
+def test_bad_config_is_a_clear_error(field, value, match):
+  config = configs.rnn_search('ptb')
+  config.data.data_dir = '/data/ptb'
+  node, *rest = field.split('.')
+  if rest:
+    config[node][rest[0]] = value
+  else:
+    config[node] = value
+  with pytest.raises(errors.ConfigError, match=match):
+    config_checks.check_rnn_search_config(config, devices=2)
+  if field == 'data.data_dir':  # The search checks before reading data.
+    with pytest.raises(errors.ConfigError, match=match):
+      rnn_search.search(config, None, progress='none')
+
+
+def test_missing_ptb_directory_names_it(tmp_path):
+  config = configs.rnn_search('ptb')
+  config.data.data_dir = str(tmp_path / 'ptb')
+  with pytest.raises(errors.UserError, match=str(tmp_path / 'ptb')):
+    rnn_search.search(config, None, progress='none')

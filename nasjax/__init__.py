@@ -5,6 +5,8 @@
   found = nasjax.search(ds, 'digits')
   trained = nasjax.retrain(ds, found.genotype, 'digits')
   enas = nasjax.enas_search(ds, 'digits')      # ENAS: controller + child
+  cell = nasjax.rnn_search('synthetic')        # recurrent cell (PTB: a dir)
+  lm = nasjax.retrain_lm(cell.genotype, 'synthetic')
 
 Modules: `configs` (the papers' presets), `data` (datasets), `genotype`
 (derivation, the published zoo), `plot`, `platform` (process set-up); the
@@ -18,6 +20,8 @@ from nasjax import history
 from nasjax import plot
 from nasjax.api import enas_search
 from nasjax.api import retrain
+from nasjax.api import retrain_lm
+from nasjax.api import rnn_search
 from nasjax.api import search
 from nasjax.api import select
 from nasjax.darts.search import SearchResult

@@ -7,7 +7,11 @@
   trained = nasjax.retrain(ds, found.genotype, 'digits')
   trained.test_accuracy
 
-Both calls set the process up with the platform defaults first
+  cell = nasjax.rnn_search('synthetic')           # recurrent cell (PTB: a dir)
+  lm = nasjax.retrain_lm(cell.genotype, 'synthetic')
+  lm.test_perplexity
+
+The calls set the process up with the platform defaults first
 (`nasjax.setup`, unless it was called already), take the image shape from
 the dataset, and return objects (`SearchResult`, `TrainResult`). With
 `workdir=` they checkpoint and resume exactly, like the binaries.
@@ -21,8 +25,11 @@ from nasjax import configs
 from nasjax import data as data_lib
 from nasjax import genotype as genotype_lib
 from nasjax import platform
+from nasjax.darts import rnn_search as rnn_search_lib
 from nasjax.darts import search as search_lib
+from nasjax.data import ptb
 from nasjax.enas import search as enas_search_lib
+from nasjax.final import lm_train as lm_train_lib
 from nasjax.final import selection as selection_lib
 from nasjax.final import train as train_lib
 from nasjax.search_spaces import enas as enas_space
@@ -162,3 +169,80 @@ def select(dataset, config: Config = None, *, workdir: str | None = None,
                    dataset, lambda c: (c.search, c.candidate_train,
                                        c.final_train))
   return selection_lib.run(config, workdir, dataset, progress=progress)
+
+
+def _corpus(corpus, config) -> ptb.Corpus:
+  """A `ptb.Corpus`, a PTB directory, 'synthetic', or None (the config's)."""
+  if corpus is None:
+    return rnn_search_lib.load_corpus(config)
+  if isinstance(corpus, ptb.Corpus):
+    return corpus
+  if corpus == 'synthetic':
+    config.data.name = 'synthetic'
+    return rnn_search_lib.load_corpus(config)
+  if isinstance(corpus, str):
+    config.data.name, config.data.data_dir = 'ptb', corpus
+    return ptb.load(corpus)
+  raise TypeError('corpus must be a nasjax.data.ptb.Corpus, a PTB directory, '
+                  f"'synthetic' or None, got {type(corpus).__name__}.")
+
+
+def _rnn_config(config: Config, preset: Callable) -> ml_collections.ConfigDict:
+  if config is None or isinstance(config, str):
+    return preset(*([config] if config else []))
+  if isinstance(config, ml_collections.ConfigDict):
+    return ml_collections.ConfigDict(config.to_dict())
+  raise TypeError(f'config must be a preset name or a ConfigDict, got '
+                  f'{type(config).__name__}.')
+
+
+def rnn_search(config: Config = None, corpus=None, *,
+               workdir: str | None = None, callback=None,
+               progress: str = 'auto') -> rnn_search_lib.RnnSearchResult:
+  """A DARTS recurrent cell search (`nasjax.darts.rnn_search`).
+
+  Args:
+    config: a `nasjax.configs.rnn_search` preset ('ptb', the paper's;
+      'synthetic', 'tiny') or a ConfigDict; None: 'ptb'. Not modified.
+    corpus: a `nasjax.data.ptb.Corpus`, the directory of the PTB files,
+      'synthetic', or None (what the config names).
+    workdir, callback, progress: as for `search`.
+
+  Returns:
+    An `RnnSearchResult`: `.genotype`, `.history` (per epoch: softmax(alpha)
+    per edge, losses, validation perplexity), `.state`, `.summary`.
+  """
+  platform.ensure_setup()
+  config = _rnn_config(config, configs.rnn_search)
+  corpus = _corpus(corpus, config)
+  return rnn_search_lib.search(config, workdir, corpus, callback=callback,
+                               progress=progress)
+
+
+def retrain_lm(genotype, config: Config = None, corpus=None, *,
+               workdir: str | None = None, callback=None,
+               progress: str = 'auto') -> lm_train_lib.LMTrainResult:
+  """Trains a recurrent cell in the language model from scratch
+  (`nasjax.final.lm_train`: SGD, then averaged SGD).
+
+  Args:
+    genotype: a `RecurrentGenotype` (`rnn_search(...).genotype`), a
+      published name ('DARTS_V2_RNN', 'DARTS_V1_RNN', 'ENAS_RNN'), a
+      genotype file or its notation.
+    config: a `nasjax.configs.language_model` preset ('ptb', the
+      reference's; 'synthetic', 'tiny') or a ConfigDict; None: 'ptb'.
+    corpus, workdir, callback, progress: as for `rnn_search`.
+
+  Returns:
+    An `LMTrainResult`: `.valid_perplexity`, `.test_perplexity`,
+    `.param_count`, `.history`, `.state`, `.summary`.
+  """
+  platform.ensure_setup()
+  config = _rnn_config(config, configs.language_model)
+  if not isinstance(genotype, genotype_lib.RecurrentGenotype):
+    genotype = genotype_lib.load(str(genotype))
+  if isinstance(genotype, genotype_lib.RecurrentGenotype):
+    config.genotype = str(genotype)  # What results.json records.
+  corpus = _corpus(corpus, config)
+  return lm_train_lib.train(config, workdir, corpus, genotype,
+                            callback=callback, progress=progress)

@@ -8,6 +8,8 @@ made in a loop are freed.
   fig = plot.alpha_history(result)   # which op wins where, and when
   plot.cell(result.genotype, 'normal')       # the derived cell
   plot.curves(trained)               # losses and accuracies
+  plot.recurrent_alpha(cell_search)  # a recurrent search's alpha
+  plot.perplexity(lm)                # perplexities of a language model
 """
 
 import numpy as np
@@ -168,8 +170,12 @@ class _SVG:
     return self.data
 
 
-def cell(genotype: genotype_lib.Genotype, which: str = 'normal') -> _SVG:
-  """The picture of one cell of a genotype (`genotype_{which}.svg`)."""
+def cell(genotype, which: str = 'normal') -> _SVG:
+  """The picture of one cell of a genotype (`genotype_{which}.svg`), or of a
+  recurrent genotype's cell (`which` unused)."""
+  if isinstance(genotype, genotype_lib.RecurrentGenotype):
+    return _SVG(genotype_lib.recurrent_svg(genotype.recurrent,
+                                           genotype.concat))
   if which not in CELLS:
     raise ValueError(f'which must be one of {CELLS}, got {which!r}.')
   return _SVG(genotype_lib.cell_svg(getattr(genotype, which),
@@ -258,3 +264,54 @@ def _heat(ax, values, row_labels, col_labels):
   ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
   ax.set_xticks(range(len(col_labels)), col_labels, fontsize=6, rotation=90)
   ax.figure.colorbar(im, ax=ax, fraction=0.03)
+
+
+def recurrent_alpha(run):
+  """A recurrent search: softmax(alpha) of every edge at the last epoch (a
+  heat map, edges x activations) and the weight of the strongest non-'none'
+  activation of every edge over the epochs."""
+  history, space = _unpack(run)
+  if not history or history[-1].alpha is None:
+    raise ValueError('The history holds no alpha (not a search).')
+  w = history[-1].alpha['recurrent']
+  if space is None:
+    from nasjax.search_spaces import darts_rnn  # pylint: disable=g-import-not-at-top
+    steps = int((np.sqrt(8 * w.shape[0] + 1) - 1) / 2)
+    space = darts_rnn.DartsRnnSpace(steps=steps)
+  labels = [f'node {i} <- node {j}' for i, j in space.edges()]
+  fig = _figure(figsize=(11, 0.22 * len(labels) + 1.8), layout='constrained')
+  left, right = fig.subplots(1, 2, width_ratios=(1, 1.6))
+  _heat(left, w, labels, list(space.primitives))
+  left.set_title(f'softmax(alpha), epoch {history[-1].epoch + 1}', fontsize=9)
+  epochs = [r.epoch + 1 for r in history]
+  for e, label in enumerate(labels):
+    right.plot(epochs, [r.alpha['recurrent'][e, 1:].max() for r in history],
+               linewidth=1, label=label)
+  right.set_xlabel('epoch')
+  right.set_title("strongest non-'none' weight per edge", fontsize=9)
+  right.legend(fontsize=5, ncol=3, frameon=False)
+  return fig
+
+
+def perplexity(run):
+  """Perplexities per epoch of a recurrent search or a language-model
+  training (training windows, validation split; averaged weights marked)."""
+  history, _ = _unpack(run)
+  if not history:
+    raise ValueError('The history is empty.')
+  fig = _figure(figsize=(6, 3.5), layout='constrained')
+  ax = fig.subplots()
+  epochs = [r.epoch + 1 for r in history]
+  for key in ('train_perplexity', 'val_perplexity', 'valid_perplexity'):
+    if any(key in r.train for r in history):
+      ax.plot(epochs, [r.train.get(key, np.nan) for r in history],
+              marker='o', markersize=3, label=key)
+  averaged = [r.epoch + 1 for r in history if r.train.get('averaging')]
+  if averaged:
+    ax.axvspan(min(averaged) - 0.5, max(averaged) + 0.5, alpha=0.1,
+               label='averaged weights')
+  ax.set_yscale('log')
+  ax.set_xlabel('epoch')
+  ax.set_title('perplexity')
+  ax.legend(fontsize=7)
+  return fig

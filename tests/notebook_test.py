@@ -53,6 +53,10 @@ def test_notebook_runs_in_tiny_mode_on_8_devices(path, monkeypatch):
     assert 'derived arc:' in text and 'random arcs' in text, text[-2000:]
     assert kinds.count('image/png') >= 2, kinds    # controller, samples
     assert kinds.count('image/svg+xml') == 2, kinds  # the two cells
+  if _name(path) == 'rnn_quickstart.ipynb':
+    assert 'derived cell: s1=' in text and 'test perplexity' in text, text[-2000:]
+    assert kinds.count('image/png') >= 2, kinds    # alpha, perplexity
+    assert kinds.count('image/svg+xml') == 1, kinds  # the cell
   if _name(path) == 'darts_quickstart.ipynb':
     assert 'test accuracy' in text, text[-2000:]
     assert kinds.count('image/png') >= 2, kinds    # alpha and curves

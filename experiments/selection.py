@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import common  # pylint: disable=g-import-not-at-top
 from nasjax import config_checks
 from nasjax import data
+from nasjax.darts import rnn_search
 from nasjax.final import selection
 
 
@@ -27,8 +28,11 @@ def work(config, workdir):
       config, common.device_count(config.search.num_devices),
       common.device_count(config.candidate_train.num_devices))
   d = config.search.data
-  dataset = data.get_dataset(d.name, d.data_dir or None, d.image_shape,
-                             data_dir_field='config.data_dir')
+  if config.method == 'darts_rnn':
+    dataset = rnn_search.load_corpus(config.search)
+  else:
+    dataset = data.get_dataset(d.name, d.data_dir or None, d.image_shape,
+                               data_dir_field='config.data_dir')
   result = selection.run(config, workdir, dataset)
   if result.status == 'completed':
     print(result.table)

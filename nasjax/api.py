@@ -155,8 +155,10 @@ def select(dataset, config: Config = None, *, workdir: str | None = None,
     dataset: a `nasjax.data.Dataset` (or 'digits').
     config: a `nasjax.configs.selection` preset name ('darts_cifar10', the
       paper's protocol; 'svr_cifar10_subset', ...; ENAS search vs random:
-      'svr_enas_micro', 'svr_enas_digits') or a ConfigDict; None:
-      'darts_cifar10'. Not modified.
+      'svr_enas_micro', 'svr_enas_digits'; recurrent cells: 'darts_ptb',
+      'svr_ptb', 'svr_rnn_small', with `dataset` a `data.ptb.Corpus`, a PTB
+      directory or 'synthetic') or a ConfigDict; None: 'darts_cifar10'.
+      Not modified.
     workdir, progress: as for `search`; every stage resumes in its own
       subdirectory.
 
@@ -164,6 +166,15 @@ def select(dataset, config: Config = None, *, workdir: str | None = None,
     A `SelectionResult`: `.rows`, `.chosen`, `.final`, `.table`.
   """
   platform.ensure_setup()
+  if isinstance(dataset, ptb.Corpus) or (
+      isinstance(config, str) and config in configs.selection.VARIANTS and
+      configs.selection.get_config(config).method == 'darts_rnn'):
+    # Recurrent cells: `dataset` is a corpus, a PTB directory or 'synthetic'.
+    config = _rnn_config(config, configs.selection.get_config)
+    corpus = _corpus(dataset, config.search)
+    config.data_name = config.search.data.name
+    config.data_dir = config.search.data.data_dir
+    return selection_lib.run(config, workdir, corpus, progress=progress)
   dataset = _dataset(dataset)
   config = _config(config or 'darts_cifar10', configs.selection.get_config,
                    dataset, lambda c: (c.search, c.candidate_train,

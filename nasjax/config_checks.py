@@ -151,18 +151,23 @@ def check_enas_config(config, devices: int | None = None,
     f.at_least(3, 'model.layers')
 
 
-SELECTION_METHODS = ('darts', 'enas')
+SELECTION_METHODS = ('darts', 'enas', 'darts_rnn')
 
 
 def check_selection_config(config, search_devices: int | None = None,
                            train_devices: int | None = None) -> None:
   """A selection config: its search and training parts, and their link."""
   errors.Fields(config).one_of('method', SELECTION_METHODS)
-  check = check_enas_config if config.method == 'enas' else check_search_config
-  check(config.search, search_devices, 'config.search')
-  check_train_config(config.candidate_train, train_devices,
-                     'config.candidate_train')
-  check_train_config(config.final_train, train_devices, 'config.final_train')
+  if config.method == 'darts_rnn':
+    check_rnn_search_config(config.search, search_devices, 'config.search')
+    check_train = check_lm_train_config
+  else:
+    check = (check_enas_config if config.method == 'enas' else
+             check_search_config)
+    check(config.search, search_devices, 'config.search')
+    check_train = check_train_config
+  check_train(config.candidate_train, train_devices, 'config.candidate_train')
+  check_train(config.final_train, train_devices, 'config.final_train')
   f = errors.Fields(config)
   f.at_least(1, 'num_searches')
   f.at_least(0, 'num_random')

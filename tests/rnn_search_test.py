@@ -116,3 +116,28 @@ def test_missing_ptb_directory_names_it(tmp_path):
   config.data.data_dir = str(tmp_path / 'ptb')
   with pytest.raises(errors.UserError, match=str(tmp_path / 'ptb')):
     rnn_search.search(config, None, progress='none')
+
+
+def test_search_vs_random_recurrent_tiny(tmp_path):
+  """The selection runner with recurrent cells: one search and one random
+  cell, each trained in the language model, compared by validation
+  perplexity (lower is better), results written."""
+  from nasjax.configs import selection as selection_configs  # pylint: disable=g-import-not-at-top
+  from nasjax.final import selection  # pylint: disable=g-import-not-at-top
+  config = selection_configs.get_config('svr_rnn_tiny')
+  for stage in (config.search, config.candidate_train, config.final_train):
+    stage.num_devices = 1
+  corpus = rnn_search.load_corpus(config.search)
+  result = selection.run(config, str(tmp_path), corpus, progress='none')
+  assert result.status == 'completed'
+  assert [r['name'] for r in result.rows] == ['searched_0', 'random_0']
+  values = {r['name']: r['validation_perplexity'] for r in result.rows}
+  assert result.chosen == min(values, key=values.get)
+  assert all(np.isfinite(v) and v > 1 for v in values.values())
+  assert all(np.isfinite(r['test_perplexity']) for r in result.rows)
+  with open(tmp_path / 'results.json') as f:
+    summary = json.load(f)
+  rank = summary['search_ranks_among_random']['searched_0']
+  assert rank == (1 if values['searched_0'] <= values['random_0'] else 2)
+  assert genotype_lib.from_dict(result.rows[1]['genotype']).steps == 3
+  assert 'validation perplexity' in result.table

@@ -44,8 +44,9 @@ def test_search_model_has_the_papers_4_810_000_weights():
       jax.random.key(1), jnp.zeros((2, 3), jnp.int32), jnp.zeros((2, 300)),
       alpha))
   assert sum(x.size for x in jax.tree.leaves(v['params'])) == 4_810_000
+  # Running statistics per node (not weights; docs/from_reference_code.md).
   assert jax.tree.map(lambda x: x.shape, v['batch_stats']) == {
-      'cell': {'mean': (300,), 'var': (300,)}}
+      'cell': {'mean': (9, 300), 'var': (9, 300)}}
 
 
 # An independent NumPy transcription of the reference's cells
@@ -55,13 +56,18 @@ _ACTS = {'tanh': np.tanh, 'relu': lambda x: np.maximum(x, 0),
          'sigmoid': lambda x: 1 / (1 + np.exp(-x)), 'identity': lambda x: x}
 
 
-def _np_bn(x, mean, var, train):
+def _np_bn(x, stats, node, train):
+  """BatchNorm1d(affine=False), with running statistics per node (the
+  reference pools them in one module; the batch-statistics computation of
+  training mode is the same)."""
+  mean, var = (a.copy() for a in stats)
   if train:
     m, v = x.mean(0), x.var(0)
     n = x.shape[0]
-    return ((x - m) / np.sqrt(v + 1e-5), 0.9 * mean + 0.1 * m,
-            0.9 * var + 0.1 * v * n / (n - 1))
-  return (x - mean) / np.sqrt(var + 1e-5), mean, var
+    mean[node] = 0.9 * mean[node] + 0.1 * m
+    var[node] = 0.9 * var[node] + 0.1 * v * n / (n - 1)
+    return (x - m) / np.sqrt(v + 1e-5), (mean, var)
+  return (x - mean[node]) / np.sqrt(var[node] + 1e-5), (mean, var)
 
 
 def _np_cell(x, h, w0, ws, probs, genotype, stats, train, primitives):
@@ -76,7 +82,7 @@ def _np_cell(x, h, w0, ws, probs, genotype, stats, train, primitives):
       states.append(states[pred] + sig(ch[:, :nh]) *
                     (_ACTS[name](ch[:, nh:]) - states[pred]))
     return np.mean([states[c] for c in genotype.concat], 0), stats
-  s0, *stats = _np_bn(s0, *stats, train)
+  s0, stats = _np_bn(s0, stats, 0, train)
   states, offset = [s0], 0
   for i in range(len(ws)):
     s = np.zeros_like(s0)
@@ -87,7 +93,7 @@ def _np_cell(x, h, w0, ws, probs, genotype, stats, train, primitives):
         if name != 'none':
           s += probs[offset + j, k] * (states[j] + c * (_ACTS[name](g) -
                                                         states[j]))
-    s, *stats = _np_bn(s, *stats, train)
+    s, stats = _np_bn(s, stats, i + 1, train)
     states.append(s)
     offset += i + 1
   return np.mean(states[1:], 0), stats
@@ -122,8 +128,10 @@ def test_search_cell_equals_the_reference_cell(train):
     h0 = np.random.default_rng(1).normal(size=(ROWS, UNITS))
     v = model.init(jax.random.key(1), tokens, jnp.asarray(h0), alpha)
     params = jax.tree.map(lambda p: p.astype(jnp.float64) * 10, v['params'])
-    stats = {'cell': {'mean': jnp.linspace(-0.5, 0.5, UNITS),
-                      'var': jnp.linspace(0.5, 2.0, UNITS)}}
+    n = (SPACE.steps + 1) * UNITS
+    stats = {'cell': {
+        'mean': jnp.linspace(-0.5, 0.5, n).reshape(SPACE.steps + 1, UNITS),
+        'var': jnp.linspace(0.5, 2.0, n).reshape(SPACE.steps + 1, UNITS)}}
     (logits, last, raw), upd = model.apply(
         {'params': params, 'batch_stats': stats}, tokens, jnp.asarray(h0),
         alpha, train=train, rngs={'dropout': jax.random.key(2)},

@@ -32,9 +32,24 @@ same space, all trained in ENAS's final network):
   svr_enas_digits    the digits ENAS search against 4 random arcs, each
                      trained as `enas_digits` (CPU, minutes).
   svr_enas_tiny      tests.
-Fields: `method` ('darts' or 'enas'), `data_dir` (all stages), `search` a
-darts_search (or enas_search) config (search k uses seed search.seed + k),
-`candidate_train` and `final_train` darts_train configs, `num_searches`, `num_random`, `random_seed`,
+Recurrent cells (method 'darts_rnn': DARTS recurrent searches against random
+recurrent cells, all trained in the language model and compared by
+validation perplexity; `data_dir` is the PTB directory):
+  darts_ptb          the DARTS paper's protocol: 4 searches, each derived
+                     cell trained for 300 epochs, the best trained in full
+                     (accelerators).
+  svr_ptb            the paper's search against 8 random cells, each
+                     trained for 300 epochs (accelerators).
+  svr_rnn_small      a small search (the synthetic preset's sizes) against 4
+                     random cells, each trained as `lm_train.py:synthetic`;
+                     on the generated corpus, or on PTB files with
+                     --config.data_name=ptb --config.data_dir=... (CPU,
+                     minutes).
+  svr_rnn_tiny       tests.
+Fields: `method` ('darts', 'enas' or 'darts_rnn'), `data_dir` (all stages),
+`search` a darts_search (enas_search, darts_rnn_search) config (search k
+uses seed search.seed + k), `candidate_train` and `final_train` darts_train
+(lm_train) configs, `num_searches`, `num_random`, `random_seed`,
 `validation_fraction` (0: candidates are compared on the test split, as a
 search-vs-random report; > 0: on that fraction of the training split, held
 out from their training: a selection that never sees the test split),
@@ -43,9 +58,11 @@ out from their training: a selection that never sees the test split),
 
 import ml_collections
 
+from nasjax.configs import darts_rnn_search
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
 from nasjax.configs import enas_search
+from nasjax.configs import lm_train
 
 
 # variant -> (search, candidate_train, final_train variants, K, M,
@@ -69,13 +86,51 @@ _ENAS_VARIANTS = {
     'svr_enas_tiny': ('micro_tiny', 'enas_tiny', 'enas_tiny', 1, 1, 0.0,
                       False),
 }
-VARIANTS = tuple(_VARIANTS) + tuple(_ENAS_VARIANTS)
+# Recurrent: variant -> (darts_rnn_search, candidate, final lm_train
+#                        variants, K, M, final).
+_RNN_VARIANTS = {
+    'darts_ptb': ('ptb', 'ptb', 'ptb', 4, 0, True),
+    'svr_ptb': ('ptb', 'ptb', 'ptb', 1, 8, False),
+    'svr_rnn_small': ('synthetic', 'synthetic', 'synthetic', 1, 4, False),
+    'svr_rnn_tiny': ('tiny', 'tiny', 'tiny', 1, 1, False),
+}
+VARIANTS = tuple(_VARIANTS) + tuple(_ENAS_VARIANTS) + tuple(_RNN_VARIANTS)
+
+
+def _recurrent(arg: str) -> ml_collections.ConfigDict:
+  s, ct, ft, k, m, final = _RNN_VARIANTS[arg]
+  c = ml_collections.ConfigDict()
+  c.method = 'darts_rnn'
+  c.search = darts_rnn_search.get_config(s)
+  c.candidate_train = lm_train.get_config(ct)
+  c.final_train = lm_train.get_config(ft)
+  # The corpus of every stage: data_name 'ptb' (with data_dir) or
+  # 'synthetic' (linked to each stage's data.name and data.data_dir).
+  data_name = ml_collections.FieldReference(c.search.data.name)
+  data_dir = ml_collections.FieldReference(c.search.data.data_dir)
+  c.data_name, c.data_dir = data_name, data_dir
+  for stage in (c.search, c.candidate_train, c.final_train):
+    stage.data.name, stage.data.data_dir = data_name, data_dir
+    stage.data.synthetic_tokens = c.search.data.synthetic_tokens
+    stage.data.synthetic_vocab = c.search.data.synthetic_vocab
+  c.num_searches, c.num_random, c.random_seed = k, m, 0
+  # Candidates are compared on the corpus's validation split (never the
+  # test split); kept for the shared checks.
+  c.validation_fraction = 0.0
+  c.final = final
+  if arg in ('darts_ptb', 'svr_ptb'):
+    c.candidate_train.epochs = 300  # The paper's short training.
+  elif arg == 'svr_rnn_tiny':
+    c.search.search.arch_mode = 'first_order'
+  return c
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'svr_cifar10_subset'
   if arg not in VARIANTS:
     raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+  if arg in _RNN_VARIANTS:
+    return _recurrent(arg)
   enas = arg in _ENAS_VARIANTS
   s, ct, ft, k, m, fraction, final = (_ENAS_VARIANTS if enas else
                                       _VARIANTS)[arg]

@@ -12,7 +12,11 @@ over time. In the search cell every node mixes all its predecessors j and all
 activations f with softmax(alpha) weights; the incoming edges of a node share
 its W_i, and s0 and every node pass through an affine-free BatchNorm (batch
 statistics in training, running statistics in evaluation, updated at every
-use as PyTorch's module is). A discrete cell takes one (f, j) per node from a
+use with PyTorch's momentum). The running statistics are kept per node: the
+reference's one BatchNorm module pools them over s0 and all nodes, so its
+evaluation mode normalises every node with the same statistics, which fit
+none of them (on small models the evaluated perplexity is then no better
+than chance); training mode is the same either way. A discrete cell takes one (f, j) per node from a
 `RecurrentGenotype` and has no BatchNorm. The time loop is one `lax.scan`.
 
 `RNNModel` is the reference's language model: a [vocab, units] embedding
@@ -68,6 +72,13 @@ def _batch_norm(x, mean, var, train: bool):
   return (x - m) * jax.lax.rsqrt(v + BN_EPS), mean, var
 
 
+def _node_norm(x, stats, node: int, train: bool):
+  """`_batch_norm` of node `node` with its row of the running statistics."""
+  mean, var = stats
+  y, m, v = _batch_norm(x, mean[node], var[node], train)
+  return y, (mean.at[node].set(m), var.at[node].set(v))
+
+
 def _highway(s, ch, act, units):
   """s + sigmoid(c) (act(g) - s), with [c | g] = ch."""
   c = jax.nn.sigmoid(ch[..., :units])
@@ -105,8 +116,10 @@ class RecurrentCell(nn.Module):
     if search:
       if alpha is None:
         raise ValueError('The search cell needs alpha.')
-      mean = self.variable('batch_stats', 'mean', jnp.zeros, (units,))
-      var = self.variable('batch_stats', 'var', jnp.ones, (units,))
+      # Running statistics per node (s0 and each intermediate node).
+      mean = self.variable('batch_stats', 'mean', jnp.zeros,
+                           (steps + 1, units))
+      var = self.variable('batch_stats', 'var', jnp.ones, (steps + 1, units))
       stats = (mean.value.astype(dtype), var.value.astype(dtype))
       probs = jax.nn.softmax(alpha[darts_rnn.CELL].astype(dtype), -1)
     else:
@@ -117,7 +130,7 @@ class RecurrentCell(nn.Module):
       xh = jnp.concatenate([x * mx, h * mh] if train else [x, h], -1)
       s0 = _highway(h, xh @ w0, jnp.tanh, units)
       if search:
-        s0, *stats = _batch_norm(s0, *stats, train)
+        s0, stats = _node_norm(s0, stats, 0, train)
       states = [s0]
       for i in range(1, steps + 1):
         if search:
@@ -129,8 +142,8 @@ class RecurrentCell(nn.Module):
           acts = jnp.stack([ACTIVATIONS[n](g) for n in self.space.primitives[1:]])
           mixed = jnp.einsum('jf,fjbh->jbh', p, acts)
           kept = p.sum(-1)[:, None, None] * prev
-          s, *stats = _batch_norm(jnp.sum(kept + c * (mixed - kept), 0),
-                                  *stats, train)
+          s, stats = _node_norm(jnp.sum(kept + c * (mixed - kept), 0),
+                                stats, i, train)
         else:
           name, j = self.genotype.recurrent[i - 1]
           prev = states[j]

@@ -1,9 +1,11 @@
 """Choosing a cell: K searches and M random genotypes, compared by training.
 
 One runner serves two protocols (`nasjax.configs.selection`), for DARTS
-(`method='darts'`: DARTS searches, random cells of the DARTS space) and for
+(`method='darts'`: DARTS searches, random cells of the DARTS space), for
 ENAS (`method='enas'`: ENAS searches, uniformly random arcs of the same ENAS
-space, trained in ENAS's final networks):
+space, trained in ENAS's final networks) and for DARTS recurrent cells
+(`method='darts_rnn'`: recurrent searches, random recurrent cells, trained in
+the language model and compared by validation perplexity, lower is better):
 
 * the DARTS paper's: search K times with different seeds, train each derived
   cell for a short while, keep the best on held-out data, train it in full
@@ -49,10 +51,13 @@ from nasjax import config_checks
 from nasjax import genotype as genotype_lib
 from nasjax import loop
 from nasjax import progress as progress_lib
+from nasjax.darts import rnn_search
 from nasjax.darts import search
 from nasjax.data import pipeline
 from nasjax.enas import search as enas_search
+from nasjax.final import lm_train
 from nasjax.final import train
+from nasjax.genotype import recurrent
 from nasjax.search_spaces import enas as enas_space
 
 
@@ -121,8 +126,9 @@ def table(rows: list[dict], metric: str, final: dict | None = None) -> str:
     lines += ['', f"random ({len(rand)}): mean {s['mean']:.4f}, std "
               f"{s['std']:.4f}, min {s['min']:.4f}, max {s['max']:.4f}"]
   if final:
+    what = ('perplexity' if 'test_perplexity' in final else 'accuracy')
     lines += ['', f"final: {final['name']} trained with final_train: test "
-              f"accuracy {final['test_accuracy']:.4f}, "
+              f"{what} {final['test_' + what]:.4f}, "
               f"{final['param_count']:,} parameters"]
   return '\n'.join(lines)
 
@@ -139,6 +145,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | None,
   report = progress_lib.Progress(progress)
   if workdir is not None:
     loop.prepare_workdir(workdir)
+  if config.method == 'darts_rnn':
+    return _run_recurrent(config, workdir, dataset, report, progress)
   fraction = config.validation_fraction
   compare_on = holdout(dataset, fraction) if fraction > 0 else dataset
   metric = 'validation_accuracy' if fraction > 0 else 'test_accuracy'
@@ -190,15 +198,23 @@ def run(config: ml_collections.ConfigDict, workdir: str | None,
     final_row = {'name': best['name'], 'test_accuracy': final.test_accuracy,
                  'param_count': final.param_count}
 
+  return _finish(rows, metric, best, final, final_row, searches, dataset.name,
+                 config, workdir, lower_is_better=False)
+
+
+def _finish(rows, metric, best, final, final_row, searches, data_name, config,
+            workdir, *, lower_is_better: bool) -> SelectionResult:
+  """results.json, results.md and the `SelectionResult`."""
   summary = {'status': 'completed', 'metric': metric, 'rows': rows,
              'chosen': best['name'], 'final': final_row,
-             'dataset': dataset.name, 'config': config.to_dict()}
+             'dataset': data_name, 'config': config.to_dict()}
   rand = [r[metric] for r in rows if r['seed'] is None]
   if rand:
     summary['random'] = _stats(rand)
     # Rank 1 = better than every random genotype.
+    better = (lambda a, b: a < b) if lower_is_better else (lambda a, b: a > b)
     summary['search_ranks_among_random'] = {
-        r['name']: int(1 + sum(a > r[metric] for a in rand))
+        r['name']: int(1 + sum(better(a, r[metric]) for a in rand))
         for r in rows if r['seed'] is not None}
   text = table(rows, metric, final_row)
   if workdir is not None:
@@ -208,3 +224,61 @@ def run(config: ml_collections.ConfigDict, workdir: str | None,
       f.write(text + '\n')
   return SelectionResult('completed', None, rows, metric, best['name'],
                          searches, final, summary, text)
+
+
+def _run_recurrent(config, workdir, corpus, report, progress
+                   ) -> SelectionResult:
+  """`run` for recurrent cells: `corpus` is a `data.ptb.Corpus`; candidates
+  are compared by the validation perplexity of their language model (the
+  test split is never used for the choice; its perplexity is reported)."""
+  metric = 'validation_perplexity'
+  candidates, searches = [], []
+  for k in range(config.num_searches):
+    sc = ml_collections.ConfigDict(config.search.to_dict())
+    sc.seed = config.search.seed + k
+    report.message(f'Search {k + 1} of {config.num_searches} (seed '
+                   f'{sc.seed}, recurrent, {sc.search.arch_mode}).')
+    found = rnn_search.search(sc, _sub(workdir, f'search_{k}'), corpus,
+                              progress=progress)
+    searches.append(found)
+    if found.status != 'completed':
+      return SelectionResult('interrupted', f'search_{k}', searches=searches)
+    candidates.append((f'searched_{k}', sc.seed, found.genotype))
+  rng = np.random.default_rng(config.random_seed)
+  space = searches[0].space
+  for i in range(config.num_random):
+    candidates.append((f'random_{i}', None, recurrent.random_genotype(
+        rng, space.steps, space.primitives[1:])))
+
+  rows = []
+  for name, seed, g in candidates:
+    report.message(f'Training candidate {name}: {g}')
+    out = lm_train.train(config.candidate_train,
+                         _sub(workdir, f'candidate_{name}'), corpus, g,
+                         progress=progress)
+    if out.status != 'completed':
+      return SelectionResult('interrupted', f'candidate_{name}', rows=rows,
+                             metric=metric, searches=searches)
+    rows.append({'name': name, 'seed': seed, 'genotype': g.to_dict(),
+                 metric: out.valid_perplexity,
+                 'test_perplexity': out.test_perplexity,
+                 'param_count': out.param_count,
+                 'train_seconds_this_run': out.summary['wall_seconds']})
+
+  best = min(rows, key=lambda r: r[metric])
+  final, final_row = None, None
+  if config.final:
+    report.message(f"Final training of {best['name']}.")
+    final = lm_train.train(config.final_train,
+                           _sub(workdir, f"final_{best['name']}"), corpus,
+                           recurrent.from_dict(best['genotype']),
+                           progress=progress)
+    if final.status != 'completed':
+      return SelectionResult('interrupted', f"final_{best['name']}", rows=rows,
+                             metric=metric, searches=searches, final=final)
+    final_row = {'name': best['name'],
+                 'test_perplexity': final.test_perplexity,
+                 'param_count': final.param_count}
+  return _finish(rows, metric, best, final, final_row, searches,
+                 'ptb' if corpus.directory else 'synthetic', config, workdir,
+                 lower_is_better=True)

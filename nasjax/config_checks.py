@@ -188,6 +188,17 @@ def check_selection_config(config, search_devices: int | None = None,
 RNN_ARCH_MODES = ('second_order', 'first_order', 'finite_difference')
 
 
+def _check_language_model(f: errors.Fields, devices: int | None) -> None:
+  """Fields the recurrent search and retraining configs share
+  (`configs.common.language_model`)."""
+  f.at_least(2, 'bptt')
+  if devices is not None:
+    f.divisible('batch_size', devices)
+  f.one_of('data.name', ('ptb', 'synthetic'))
+  for k in ('dropout', 'dropout_h', 'dropout_x', 'dropout_i', 'dropout_e'):
+    f.half_open(f'model.{k}', 0, 1)
+
+
 def check_rnn_search_config(config, devices: int | None = None,
                             prefix: str = 'config') -> None:
   """A darts_rnn_search config (nasjax/configs/darts_rnn_search.py)."""
@@ -196,15 +207,7 @@ def check_rnn_search_config(config, devices: int | None = None,
   f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
              'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
              'model.units', 'search_space.steps')
-  f.at_least(2, 'bptt')
-  if devices is not None:
-    f.divisible('batch_size', devices)
-  f.one_of('data.name', ('ptb', 'synthetic'))
-  f.check(f.get('data.name') != 'ptb' or bool(f.get('data.data_dir')),
-          'data.data_dir', "data.name='ptb' needs the directory of "
-          'ptb.train.txt, ptb.valid.txt and ptb.test.txt.')
-  for k in ('dropout', 'dropout_h', 'dropout_x', 'dropout_i', 'dropout_e'):
-    f.half_open(f'model.{k}', 0, 1)
+  _check_language_model(f, devices)
   f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
              'arch_optimizer.weight_decay', integer=False)
   f.positive('optimizer.learning_rate', 'arch_optimizer.learning_rate')
@@ -230,15 +233,7 @@ def check_lm_train_config(config, devices: int | None = None,
   f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
              'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
              'test_batch_size', 'model.units', 'length_bucket')
-  f.at_least(2, 'bptt')
-  if devices is not None:
-    f.divisible('batch_size', devices)
-  f.one_of('data.name', ('ptb', 'synthetic'))
-  f.check(f.get('data.name') != 'ptb' or bool(f.get('data.data_dir')),
-          'data.data_dir', "data.name='ptb' needs the directory of "
-          'ptb.train.txt, ptb.valid.txt and ptb.test.txt.')
-  for k in ('dropout', 'dropout_h', 'dropout_x', 'dropout_i', 'dropout_e'):
-    f.half_open(f'model.{k}', 0, 1)
+  _check_language_model(f, devices)
   f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
              integer=False)
   f.positive('optimizer.learning_rate')

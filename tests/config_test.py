@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from nasjax import data
+from nasjax.configs import darts_rnn_search
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
 from nasjax.configs import enas_search
+from nasjax.configs import lm_train
 from nasjax.configs import selection
 from nasjax import config_checks
 from nasjax import errors
@@ -32,12 +34,20 @@ def test_every_shipped_config_fits_1_2_4_8_devices(devices):
                                          devices, devices)
   for variant in enas_search.VARIANTS:
     config_checks.check_enas_config(enas_search.get_config(variant), devices)
+  for variant in darts_rnn_search.VARIANTS:
+    config_checks.check_rnn_search_config(
+        darts_rnn_search.get_config(variant), devices)
+  for variant in lm_train.VARIANTS:
+    config_checks.check_lm_train_config(lm_train.get_config(variant), devices)
 
 
 def test_no_shipped_config_points_outside_the_repository():
   configs = ([darts_search.get_config(v) for v in darts_search.VARIANTS] +
              [darts_train.get_config(v) for v in darts_train.VARIANTS] +
-             [enas_search.get_config(v) for v in enas_search.VARIANTS])
+             [enas_search.get_config(v) for v in enas_search.VARIANTS] +
+             [darts_rnn_search.get_config(v)
+              for v in darts_rnn_search.VARIANTS] +
+             [lm_train.get_config(v) for v in lm_train.VARIANTS])
   for c in configs:
     assert c.data.data_dir == '', c.data.data_dir
   for v in selection.VARIANTS:

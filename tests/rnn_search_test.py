@@ -90,7 +90,6 @@ def test_binary_then_resume_equals_uninterrupted(tmp_path):
 
 @pytest.mark.parametrize('field,value,match', [
     ('data.name', 'wikitext', 'data.name'),
-    ('data.data_dir', '', 'data.data_dir'),
     ('search.arch_mode', 'weights_only', 'search.arch_mode'),
     ('model.dropout', 1.0, 'model.dropout'),
     ('search_space.primitives', ('tanh', 'relu'), 'search_space.primitives'),
@@ -106,9 +105,14 @@ def test_bad_config_is_a_clear_error(field, value, match):
     config[node] = value
   with pytest.raises(errors.ConfigError, match=match):
     config_checks.check_rnn_search_config(config, devices=2)
-  if field == 'data.data_dir':  # The search checks before reading data.
-    with pytest.raises(errors.ConfigError, match=match):
-      rnn_search.search(config, None, progress='none')
+  with pytest.raises(errors.ConfigError, match=match):  # Before any work.
+    rnn_search.search(config, None, progress='none')
+
+
+def test_ptb_without_a_directory_names_the_field():
+  config = configs.rnn_search('ptb')
+  with pytest.raises(errors.ConfigError, match='config.data.data_dir'):
+    rnn_search.search(config, None, progress='none')
 
 
 def test_missing_ptb_directory_names_it(tmp_path):

@@ -3,10 +3,10 @@
 import ml_collections
 
 
-def base(*, seed: int, batch_size: int, epochs: int, log_every_steps: int,
-         checkpoint_every_steps: int) -> ml_collections.ConfigDict:
-  """Run control, data and weight-optimiser fields, at the given values."""
-  c = ml_collections.ConfigDict()
+def _run(c: ml_collections.ConfigDict, *, seed: int, batch_size: int,
+         epochs: int, log_every_steps: int,
+         checkpoint_every_steps: int) -> None:
+  """The run-control fields of every config."""
   # Seed of initialisation, data order and augmentation.
   c.seed = seed
   # Devices to use; 0 means every device of every host.
@@ -30,6 +30,15 @@ def base(*, seed: int, batch_size: int, epochs: int, log_every_steps: int,
   c.checkpoint_every_steps = checkpoint_every_steps
   # Checkpoints kept on disk.
   c.keep_checkpoints = 3
+
+
+def base(*, seed: int, batch_size: int, epochs: int, log_every_steps: int,
+         checkpoint_every_steps: int) -> ml_collections.ConfigDict:
+  """Run control, data and weight-optimiser fields, at the given values."""
+  c = ml_collections.ConfigDict()
+  _run(c, seed=seed, batch_size=batch_size, epochs=epochs,
+       log_every_steps=log_every_steps,
+       checkpoint_every_steps=checkpoint_every_steps)
   # How depthwise convs are computed: 'auto' (the platform's choice,
   # nasjax.platform: 'shift' on CPU, 'grouped' on GPU/TPU), 'shift' (fastest
   # measured on CPU), 'grouped' (one grouped lax.conv), 'loop'.
@@ -68,3 +77,42 @@ def digits_data(c: ml_collections.ConfigDict) -> None:
   """
   c.data.name, c.data.image_shape = 'digits', (8, 8, 1)
   c.data.crop_padding, c.data.flip = 1, False
+
+
+def language_model(c: ml_collections.ConfigDict, *, seed: int,
+                   batch_size: int, epochs: int, units: int,
+                   dropout_e: float, log_every_steps: int,
+                   checkpoint_every_steps: int) -> None:
+  """The run, data and model fields of the recurrent configs (search and
+  retraining), at the reference's dropouts."""
+  # The cell family: recurrent cells in the language model.
+  c.cell = 'recurrent'
+  _run(c, seed=seed, batch_size=batch_size, epochs=epochs,
+       log_every_steps=log_every_steps,
+       checkpoint_every_steps=checkpoint_every_steps)
+  # Mean window length in tokens.
+  c.bptt = 35
+  # Rows of the validation split when it is evaluated (reference: 10).
+  c.eval_batch_size = 10
+
+  c.data = ml_collections.ConfigDict()
+  # 'ptb' (Mikolov's files in data_dir) or 'synthetic' (generated).
+  c.data.name = 'ptb'
+  c.data.data_dir = ''
+  # 'synthetic' only: tokens of the generated train, valid and test splits
+  # and the vocabulary size (`nasjax.data.ptb.synthetic`).
+  c.data.synthetic_tokens = (30_000, 6_000, 6_000)
+  c.data.synthetic_vocab = 200
+
+  c.model = ml_collections.ConfigDict()
+  # Embedding = hidden size.
+  c.model.units = units
+  # Dropouts: cell outputs (locked), hidden-state mask, input mask,
+  # embeddings (locked), embedding rows.
+  c.model.dropout = 0.75
+  c.model.dropout_h = 0.25
+  c.model.dropout_x = 0.75
+  c.model.dropout_i = 0.2
+  c.model.dropout_e = dropout_e
+  # Temporal activation regularisation (beta), training loss only.
+  c.model.tar = 1e-3

@@ -20,6 +20,7 @@ Override any field from the command line, e.g.
 
 import ml_collections
 
+from nasjax.configs import common
 from nasjax.search_spaces import darts_rnn
 
 VARIANTS = ('ptb', 'synthetic', 'tiny')
@@ -30,50 +31,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg not in VARIANTS:
     raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   c = ml_collections.ConfigDict()
-  # The cell family: this config searches a recurrent cell.
-  c.cell = 'recurrent'
-  # Seed of initialisation, window lengths and dropout masks (reference: 3).
-  c.seed = 3
-  # Devices to use; 0 means every device of every host.
-  c.num_devices = 0
-  # CPU runs only: XLA devices to split the CPU into (1: no split).
-  c.cpu_devices = 1
-  # Rows of the training (and alpha) token matrices: the global batch.
-  c.batch_size = 256
-  # Epochs; an epoch reads the training split once, in windows.
-  c.epochs = 50
-  # If > 0, stop after this many steps.
-  c.max_steps = 0
-  c.log_every_steps = 50
-  c.checkpoint_every_steps = 200
-  c.keep_checkpoints = 3
-  # Window length (tokens per step; bptt // 2 with probability 0.05).
-  c.bptt = 35
-  # Rows of the validation split when its perplexity is evaluated after
-  # every epoch (reference: 10).
-  c.eval_batch_size = 10
-
-  c.data = ml_collections.ConfigDict()
-  # 'ptb' (Mikolov's files in data_dir) or 'synthetic' (generated).
-  c.data.name = 'ptb'
-  c.data.data_dir = ''
-  # 'synthetic' only: tokens of the generated train, valid and test splits
-  # and the vocabulary size (`nasjax.data.ptb.synthetic`).
-  c.data.synthetic_tokens = (30_000, 6_000, 6_000)
-  c.data.synthetic_vocab = 200
-
-  c.model = ml_collections.ConfigDict()
-  # Embedding = hidden size.
-  c.model.units = 300
-  # Dropouts: cell outputs, hidden-state mask, input mask, embeddings
-  # (locked), embedding rows.
-  c.model.dropout = 0.75
-  c.model.dropout_h = 0.25
-  c.model.dropout_x = 0.75
-  c.model.dropout_i = 0.2
-  c.model.dropout_e = 0.0
-  # Temporal activation regularisation (beta), training loss only.
-  c.model.tar = 1e-3
+  # Reference rnn/train_search.py: seed 3, batch 256, 50 epochs, 300 units;
+  # bptt // 2 with probability 0.05.
+  common.language_model(c, seed=3, batch_size=256, epochs=50, units=300,
+                        dropout_e=0.0, log_every_steps=50,
+                        checkpoint_every_steps=200)
 
   c.search_space = ml_collections.ConfigDict()
   c.search_space.primitives = darts_rnn.PRIMITIVES
@@ -109,9 +71,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps, c.checkpoint_every_steps = 10, 50
   elif arg == 'tiny':
     c.data.name = 'synthetic'
-    c.model.units, c.batch_size, c.bptt, c.eval_batch_size = 8, 4, 5, 4
+    c.model.units, c.batch_size, c.bptt, c.eval_batch_size = 8, 8, 5, 4
     # 3 windows per epoch, so 4 steps cross an epoch.
-    c.data.synthetic_tokens, c.data.synthetic_vocab = (64, 400, 100), 30
+    c.data.synthetic_tokens, c.data.synthetic_vocab = (128, 400, 100), 30
     c.search_space.steps = 3
     c.epochs, c.max_steps = 2, 4
     c.log_every_steps, c.checkpoint_every_steps = 1, 1

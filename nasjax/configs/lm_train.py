@@ -19,6 +19,8 @@ ARG picks the variant:
 
 import ml_collections
 
+from nasjax.configs import common
+
 VARIANTS = ('ptb', 'synthetic', 'tiny')
 
 
@@ -27,45 +29,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg not in VARIANTS:
     raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   c = ml_collections.ConfigDict()
-  # The cell family: a recurrent genotype in the language model.
-  c.cell = 'recurrent'
+  # Reference rnn/train.py: seed 1267, batch 64, 8000 epochs, 850 units.
+  common.language_model(c, seed=1267, batch_size=64, epochs=8000,
+                        units=850, dropout_e=0.1, log_every_steps=200,
+                        checkpoint_every_steps=1000)
   # What to train: a published cell (DARTS_V1_RNN, DARTS_V2_RNN, ENAS_RNN),
   # a genotype.json a recurrent search wrote, or its notation.
   c.genotype = 'DARTS_V2_RNN'
-  c.seed = 1267
-  c.num_devices = 0
-  c.cpu_devices = 1
-  c.batch_size = 64
-  c.epochs = 8000
-  c.max_steps = 0
-  c.log_every_steps = 200
-  c.checkpoint_every_steps = 1000
-  c.keep_checkpoints = 3
-  # Mean window length; each window is max(5, N(bptt, 5)) long (bptt / 2
-  # with probability 0.05), at most bptt + max_seq_len_delta.
-  c.bptt = 35
+  # Each window is max(5, N(bptt, 5)) long (bptt / 2 with probability
+  # 0.05), at most bptt + max_seq_len_delta.
   c.max_seq_len_delta = 20
   # Windows are padded (and masked) to a multiple of this many tokens: one
   # compiled step per multiple.
   c.length_bucket = 5
-  # Rows of the validation and test splits when evaluated (reference: 10, 1).
-  c.eval_batch_size = 10
+  # Rows of the test split when it is evaluated (reference: 1).
   c.test_batch_size = 1
-
-  c.data = ml_collections.ConfigDict()
-  c.data.name = 'ptb'
-  c.data.data_dir = ''
-  c.data.synthetic_tokens = (30_000, 6_000, 6_000)
-  c.data.synthetic_vocab = 200
-
-  c.model = ml_collections.ConfigDict()
-  c.model.units = 850
-  c.model.dropout = 0.75
-  c.model.dropout_h = 0.25
-  c.model.dropout_x = 0.75
-  c.model.dropout_i = 0.2
-  c.model.dropout_e = 0.1
-  c.model.tar = 1e-3
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.learning_rate = 20.0
@@ -88,8 +66,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps, c.checkpoint_every_steps = 20, 100
   elif arg == 'tiny':
     c.data.name = 'synthetic'
-    c.data.synthetic_tokens, c.data.synthetic_vocab = (64, 100, 100), 30
-    c.model.units, c.batch_size, c.bptt = 8, 4, 5
+    c.data.synthetic_tokens, c.data.synthetic_vocab = (128, 100, 100), 30
+    c.model.units, c.batch_size, c.bptt = 8, 8, 5
     c.max_seq_len_delta, c.eval_batch_size, c.test_batch_size = 2, 4, 2
     c.epochs, c.max_steps = 2, 6
     c.optimizer.average_from_epoch = 1

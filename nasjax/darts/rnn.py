@@ -89,7 +89,9 @@ class RecurrentCell(nn.Module):
   """The search cell (`genotype` None, alpha given) or a discrete cell.
 
   __call__(inputs [B, T, D], hidden [B, H], alpha, train) ->
-  (outputs [B, T, H], last hidden [B, H]).
+  (outputs [B, T, H], last hidden [B, H]). `batch_norm_train` (default:
+  `train`) picks batch statistics for the search cell's BatchNorm
+  independently of dropout.
   """
   units: int
   genotype: RecurrentGenotype | None = None
@@ -98,8 +100,11 @@ class RecurrentCell(nn.Module):
   dropout_h: float = 0.25
 
   @nn.compact
-  def __call__(self, inputs, hidden, alpha=None, train: bool = False):
+  def __call__(self, inputs, hidden, alpha=None, train: bool = False,
+               batch_norm_train: bool | None = None):
     units, search = self.units, self.genotype is None
+    # BatchNorm with batch statistics (training) or running ones.
+    bn_train = train if batch_norm_train is None else batch_norm_train
     steps = self.space.steps if search else self.genotype.steps
     dtype = inputs.dtype
     w0 = self.param('w0', _uniform(INIT_RANGE),
@@ -130,7 +135,7 @@ class RecurrentCell(nn.Module):
       xh = jnp.concatenate([x * mx, h * mh] if train else [x, h], -1)
       s0 = _highway(h, xh @ w0, jnp.tanh, units)
       if search:
-        s0, stats = _node_norm(s0, stats, 0, train)
+        s0, stats = _node_norm(s0, stats, 0, bn_train)
       states = [s0]
       for i in range(1, steps + 1):
         if search:
@@ -143,7 +148,7 @@ class RecurrentCell(nn.Module):
           mixed = jnp.einsum('jf,fjbh->jbh', p, acts)
           kept = p.sum(-1)[:, None, None] * prev
           s, stats = _node_norm(jnp.sum(kept + c * (mixed - kept), 0),
-                                stats, i, train)
+                                stats, i, bn_train)
         else:
           name, j = self.genotype.recurrent[i - 1]
           prev = states[j]
@@ -180,7 +185,8 @@ class RNNModel(nn.Module):
   dropout_e: float = 0.0
 
   @nn.compact
-  def __call__(self, tokens, hidden, alpha=None, train: bool = False):
+  def __call__(self, tokens, hidden, alpha=None, train: bool = False,
+               batch_norm_train: bool | None = None):
     table = jnp.asarray(self.param('embedding', _uniform(INIT_RANGE),
                                    (self.vocab_size, self.units)))
     lookup = table
@@ -194,7 +200,7 @@ class RNNModel(nn.Module):
                     self.dropout_i, x.dtype)
     raw, last = RecurrentCell(self.units, self.genotype, self.space,
                               self.dropout_x, self.dropout_h, name='cell')(
-                                  x, hidden, alpha, train)
+                                  x, hidden, alpha, train, batch_norm_train)
     out = raw
     if train and self.dropout:
       out = out * _mask(self.make_rng('dropout'), (batch, 1, self.units),
@@ -289,12 +295,14 @@ def initial_carry(rows: dict[str, int], units: int, dtype=jnp.float32):
 
 
 def evaluate(model: RNNModel, params, batch_stats, alpha, data, *,
-             bptt: int):
+             bptt: int, batch_norm_train: bool = False):
   """Mean cross-entropy over every next-token target of `data` [rows, N],
   read in windows of `bptt` with the hidden state carried from zero, in
-  evaluation mode (no dropout, running BatchNorm statistics): the
-  perplexity is its exp. One `lax.scan` over the windows; the last window is
-  padded and its padding masked. jit it with `bptt` static."""
+  evaluation mode (no dropout; the search cell's BatchNorm with running
+  statistics, or with each time step's batch statistics over the rows if
+  `batch_norm_train`): the perplexity is its exp. One `lax.scan` over the
+  windows; the last window is padded and its padding masked. jit it with
+  `bptt` and `batch_norm_train` static."""
   rows, n = data.shape
   windows = -(-(n - 1) // bptt)
   data = jnp.pad(data, ((0, 0), (0, windows * bptt + 1 - n)))
@@ -306,7 +314,8 @@ def evaluate(model: RNNModel, params, batch_stats, alpha, data, *,
 
   def window(h, xs):
     x, y, m = xs
-    logits, h, _ = model.apply(variables, x, h, alpha, train=False)
+    logits, h, _ = model.apply(variables, x, h, alpha, train=False,
+                               batch_norm_train=batch_norm_train)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     return h, jnp.sum(jnp.where(m, ce, 0.0))
 

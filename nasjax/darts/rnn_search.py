@@ -7,8 +7,12 @@ in windows (`data.ptb`): step i reads training window i of its epoch (bptt
 or bptt // 2 tokens) and the validation window of bptt tokens at the same
 position (modulo the split's length). Each stream carries its hidden state
 from window to window (`SearchState.carry`); both start from zero at every
-epoch, as in the reference. After every epoch the validation split is
-evaluated (perplexity, evaluation mode) and the genotype derived.
+epoch, as in the reference. After every epoch the genotype is derived and
+the validation split evaluated (perplexity, without dropout). The supernet's
+BatchNorm normalises each time step with the statistics of the evaluated
+rows, as in training: with running statistics (the reference's evaluation
+mode) the recurrence amplifies any error in them, and small or young
+supernets evaluate to NaN.
 
 With a workdir it writes what the convolutional search writes (`darts.search`):
 checkpoints (the state with both hidden states; the data position is the
@@ -38,6 +42,7 @@ import numpy as np
 import optax
 
 from nasjax import config_checks
+from nasjax import errors
 from nasjax import genotype as genotype_lib
 from nasjax import history as history_lib
 from nasjax import loop
@@ -46,7 +51,6 @@ from nasjax import progress as progress_lib
 from nasjax.darts import optim
 from nasjax.darts import rnn
 from nasjax.darts import step as step_lib
-from nasjax.data import pipeline
 from nasjax.data import ptb
 from nasjax.genotype import recurrent
 from nasjax.search_spaces import darts_rnn
@@ -58,6 +62,10 @@ def load_corpus(config: ml_collections.ConfigDict) -> ptb.Corpus:
   if config.data.name == 'synthetic':
     return ptb.synthetic(config.data.synthetic_vocab,
                          tuple(config.data.synthetic_tokens), seed=config.seed)
+  if not config.data.data_dir:
+    raise errors.ConfigError(
+        "config.data.data_dir: data.name='ptb' needs the directory of "
+        'ptb.train.txt, ptb.valid.txt and ptb.test.txt (data/README.md).')
   return ptb.load(config.data.data_dir)
 
 
@@ -159,18 +167,10 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   corpus = corpus if corpus is not None else load_corpus(config)
   pidx, pcount = parallel.process_info()
   rows, bptt = config.batch_size, config.bptt
-  train = ptb.host_rows(ptb.batchify(corpus.train, rows), pidx, pcount)
-  alpha_data = ptb.host_rows(ptb.batchify(corpus.valid, rows), pidx, pcount)
+  train, per_epoch = ptb.host_matrix(corpus.train, rows, bptt, pidx, pcount)
+  alpha_data, _ = ptb.host_matrix(corpus.valid, rows, bptt, pidx, pcount,
+                                  'validation')
   eval_data = jnp.asarray(ptb.batchify(corpus.valid, config.eval_batch_size))
-  if alpha_data.shape[1] < bptt + 1:
-    raise pipeline.DataError(
-        f'The validation split ({len(corpus.valid)} tokens) holds no window '
-        f'of {bptt} tokens in {rows} rows (config.batch_size, config.bptt).')
-  per_epoch = (train.shape[1] - 1) // bptt
-  if per_epoch < 1:
-    raise pipeline.DataError(
-        f'The training split ({len(corpus.train)} tokens) holds no window of '
-        f'{bptt} tokens in {rows} rows (config.batch_size, config.bptt).')
   if workdir is not None:
     loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch
@@ -191,7 +191,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                         fd_radius=s.fd_radius,
                         second_order_impl=s.second_order_impl),
       mesh, num_batches=2)
-  evaluate = jax.jit(functools.partial(rnn.evaluate, b.model, bptt=bptt))
+  # The supernet is evaluated with batch statistics (see the docstring).
+  evaluate = jax.jit(functools.partial(rnn.evaluate, b.model, bptt=bptt,
+                                       batch_norm_train=True))
   zero_carry = _zero_carry(config, mesh)
   windows = functools.lru_cache(maxsize=2)(
       lambda epoch: ptb.search_windows(train.shape[1], bptt, config.seed,

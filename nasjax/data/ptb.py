@@ -117,6 +117,22 @@ def host_rows(data: np.ndarray, process_index: int,
   return data[process_index * per:(process_index + 1) * per]
 
 
+def host_matrix(ids: np.ndarray, rows: int, bptt: int, process_index: int,
+                process_count: int, split: str = 'training'
+                ) -> tuple[np.ndarray, int]:
+  """(this host's rows of `batchify(ids, rows)`, windows of `bptt` per row).
+
+  Raises DataError, naming the config fields, if no window fits.
+  """
+  data = host_rows(batchify(ids, rows), process_index, process_count)
+  windows = (data.shape[1] - 1) // bptt
+  if windows < 1:
+    raise DataError(
+        f'The {split} split ({len(ids)} tokens) holds no window of {bptt} '
+        f'tokens in {rows} rows (config.batch_size, config.bptt).')
+  return data, windows
+
+
 def window(data: np.ndarray, position: int,
            length: int) -> tuple[np.ndarray, np.ndarray]:
   """(inputs, targets), each [rows, length]: tokens [position, position +

@@ -59,7 +59,6 @@ from nasjax import progress as progress_lib
 from nasjax.darts import optim
 from nasjax.darts import rnn
 from nasjax.darts import step as step_lib
-from nasjax.data import pipeline
 from nasjax.data import ptb
 from nasjax.genotype import recurrent
 from nasjax.train_state import SearchState
@@ -208,14 +207,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
     corpus = rnn_search.load_corpus(config)
   pidx, pcount = parallel.process_info()
   rows, bptt = config.batch_size, config.bptt
-  train_data = ptb.host_rows(ptb.batchify(corpus.train, rows), pidx, pcount)
+  train_data, per_epoch = ptb.host_matrix(corpus.train, rows, bptt, pidx,
+                                          pcount)
   valid = jnp.asarray(ptb.batchify(corpus.valid, config.eval_batch_size))
   test = jnp.asarray(ptb.batchify(corpus.test, config.test_batch_size))
-  per_epoch = (train_data.shape[1] - 1) // bptt
-  if per_epoch < 1:
-    raise pipeline.DataError(
-        f'The training split ({len(corpus.train)} tokens) holds no window of '
-        f'{bptt} tokens in {rows} rows (config.batch_size, config.bptt).')
   if workdir is not None:
     loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch

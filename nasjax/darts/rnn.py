@@ -32,6 +32,7 @@ stream, and the weight update scaled by seq_len / bptt.
 """
 
 import dataclasses
+import math
 
 import flax.linen as nn
 import jax
@@ -287,6 +288,12 @@ class LanguageModel:
     if 'mask' in inputs:
       return jnp.mean(inputs['mask'].astype(jnp.float32).sum(1)) / self.bptt
     return inputs['inputs'].shape[1] / self.bptt
+
+
+def perplexity(ce: float) -> float:
+  """exp(cross-entropy), capped at exp(50) so a diverged model reads as a
+  huge number instead of overflowing (NaN stays NaN)."""
+  return math.exp(min(ce, 50.0))
 
 
 def initial_carry(rows: dict[str, int], units: int, dtype=jnp.float32):

@@ -30,7 +30,6 @@ Synopsis:
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
 from typing import Callable
@@ -219,10 +218,10 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     g = derive(st)
     valid_ce = float(evaluate(st.params, st.batch_stats, st.alpha, eval_data))
     means = dict(means, valid_ce=valid_ce,
-                 valid_perplexity=math.exp(min(valid_ce, 50.0)))
+                 valid_perplexity=rnn.perplexity(valid_ce))
     for k in ('train_ce', 'val_ce'):
       if k in means:
-        means[k.replace('_ce', '_perplexity')] = math.exp(min(means[k], 50.0))
+        means[k.replace('_ce', '_perplexity')] = rnn.perplexity(means[k])
     record = history_lib.EpochRecord(
         epoch=epoch, step=int(jax.device_get(st.step)), train=means,
         alpha=history_lib.softmax(parallel.to_host(st.alpha)), genotype=g)

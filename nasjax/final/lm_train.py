@@ -38,7 +38,6 @@ Synopsis:
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
 from typing import Any, Callable
@@ -172,10 +171,6 @@ class LMTrainResult:
   workdir: str | None = None
 
 
-def _perplexity(ce: float) -> float:
-  return math.exp(min(ce, 50.0))
-
-
 def train(config: ml_collections.ConfigDict, workdir: str | None,
           corpus: ptb.Corpus | None = None,
           genotype: recurrent.RecurrentGenotype | None = None, *,
@@ -272,10 +267,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
     nonlocal state_switch
     averaging = bool(jax.device_get(st.averaging))
     ce = float(evaluate(st.eval_params(), {}, None, valid))
-    means = dict(means, valid_ce=ce, valid_perplexity=_perplexity(ce),
+    means = dict(means, valid_ce=ce, valid_perplexity=rnn.perplexity(ce),
                  averaging=float(averaging))
     if 'train_ce' in means:
-      means['train_perplexity'] = _perplexity(means['train_ce'])
+      means['train_perplexity'] = rnn.perplexity(means['train_ce'])
     if not averaging and (epoch + 1) * per_epoch <= int(
         jax.device_get(st.step)):
       # The reference's non-monotone trigger (or the configured epoch).
@@ -342,14 +337,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
       'genotype': genotype.to_dict(),
       'averaging': bool(jax.device_get(state.averaging)),
       'averaged_steps': int(jax.device_get(state.average_count)),
-      'valid_perplexity': None if valid_ce is None else _perplexity(valid_ce),
-      'test_perplexity': None if test_ce is None else _perplexity(test_ce),
+      'valid_perplexity': (None if valid_ce is None else
+                           rnn.perplexity(valid_ce)),
+      'test_perplexity': (None if test_ce is None else
+                          rnn.perplexity(test_ce)),
       'median_step_seconds': (float(np.median(result.step_times))
                               if result.step_times else None),
   }
   if writer is not None:
     if test_ce is not None:
-      writer.add_scalar('test/perplexity', _perplexity(test_ce),
+      writer.add_scalar('test/perplexity', rnn.perplexity(test_ce),
                         summary['step'])
     writer.close()
   out = LMTrainResult(result.status, summary['valid_perplexity'],

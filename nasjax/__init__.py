@@ -7,6 +7,7 @@
   enas = nasjax.enas_search(ds, 'digits')      # ENAS: controller + child
   cell = nasjax.rnn_search('synthetic')        # recurrent cell (PTB: a dir)
   lm = nasjax.retrain_lm(cell.genotype, 'synthetic')
+  er = nasjax.enas_rnn_search('synthetic')     # ENAS recurrent cell
 
 Modules: `configs` (the papers' presets), `data` (datasets), `genotype`
 (derivation, the published zoo), `plot`, `platform` (process set-up); the
@@ -18,6 +19,7 @@ from nasjax import data
 from nasjax import genotype
 from nasjax import history
 from nasjax import plot
+from nasjax.api import enas_rnn_search
 from nasjax.api import enas_search
 from nasjax.api import retrain
 from nasjax.api import retrain_lm

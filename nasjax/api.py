@@ -28,6 +28,7 @@ from nasjax import platform
 from nasjax.darts import rnn_search as rnn_search_lib
 from nasjax.darts import search as search_lib
 from nasjax.data import ptb
+from nasjax.enas import lm_search as enas_lm_search_lib
 from nasjax.enas import search as enas_search_lib
 from nasjax.final import lm_train as lm_train_lib
 from nasjax.final import selection as selection_lib
@@ -37,10 +38,11 @@ from nasjax.search_spaces import enas as enas_space
 Config = ml_collections.ConfigDict | str | None
 
 
-def _config(config: Config, preset: Callable, dataset,
+def _config(config: Config, preset: Callable, dataset=None,
             stages=lambda c: (c,)) -> ml_collections.ConfigDict:
   """A copy of `config` (or of the preset it names), every one of its
-  `stages` (the run configs inside it) fitted to `dataset`."""
+  `stages` (the run configs inside it) fitted to `dataset` (an image
+  dataset; None: as is)."""
   if config is None or isinstance(config, str):
     config = preset(*([config] if config else []))
   elif isinstance(config, ml_collections.ConfigDict):
@@ -48,7 +50,7 @@ def _config(config: Config, preset: Callable, dataset,
   else:
     raise TypeError(f'config must be a preset name or a ConfigDict, got '
                     f'{type(config).__name__}.')
-  for stage in stages(config):
+  for stage in stages(config) if dataset is not None else ():
     stage.data.name = dataset.name
     stage.data.image_shape = tuple(dataset.image_shape)
   return config
@@ -156,8 +158,8 @@ def select(dataset, config: Config = None, *, workdir: str | None = None,
     config: a `nasjax.configs.selection` preset name ('darts_cifar10', the
       paper's protocol; 'svr_cifar10_subset', ...; ENAS search vs random:
       'svr_enas_micro', 'svr_enas_digits'; recurrent cells: 'darts_ptb',
-      'svr_ptb', 'svr_rnn_small', with `dataset` a `data.ptb.Corpus`, a PTB
-      directory or 'synthetic') or a ConfigDict; None: 'darts_cifar10'.
+      'svr_ptb', 'svr_rnn_small', 'svr_enas_ptb', 'svr_enas_rnn_small',
+      with `dataset` a `data.ptb.Corpus`, a PTB directory or 'synthetic') or a ConfigDict; None: 'darts_cifar10'.
       Not modified.
     workdir, progress: as for `search`; every stage resumes in its own
       subdirectory.
@@ -166,11 +168,13 @@ def select(dataset, config: Config = None, *, workdir: str | None = None,
     A `SelectionResult`: `.rows`, `.chosen`, `.final`, `.table`.
   """
   platform.ensure_setup()
-  if isinstance(dataset, ptb.Corpus) or (
-      isinstance(config, str) and config in configs.selection.VARIANTS and
-      configs.selection.get_config(config).method == 'darts_rnn'):
+  method = (config.get('method') if isinstance(
+      config, ml_collections.ConfigDict) else
+            configs.selection.get_config(config).method
+            if config in configs.selection.VARIANTS else None)
+  if isinstance(dataset, ptb.Corpus) or method in ('darts_rnn', 'enas_rnn'):
     # Recurrent cells: `dataset` is a corpus, a PTB directory or 'synthetic'.
-    config = _rnn_config(config, configs.selection.get_config)
+    config = _config(config, configs.selection.get_config)
     corpus = _corpus(dataset, config.search)
     config.data_name = config.search.data.name
     config.data_dir = config.search.data.data_dir
@@ -198,15 +202,6 @@ def _corpus(corpus, config) -> ptb.Corpus:
                   f"'synthetic' or None, got {type(corpus).__name__}.")
 
 
-def _rnn_config(config: Config, preset: Callable) -> ml_collections.ConfigDict:
-  if config is None or isinstance(config, str):
-    return preset(*([config] if config else []))
-  if isinstance(config, ml_collections.ConfigDict):
-    return ml_collections.ConfigDict(config.to_dict())
-  raise TypeError(f'config must be a preset name or a ConfigDict, got '
-                  f'{type(config).__name__}.')
-
-
 def rnn_search(config: Config = None, corpus=None, *,
                workdir: str | None = None, callback=None,
                progress: str = 'auto') -> rnn_search_lib.RnnSearchResult:
@@ -224,10 +219,34 @@ def rnn_search(config: Config = None, corpus=None, *,
     per edge, losses, validation perplexity), `.state`, `.summary`.
   """
   platform.ensure_setup()
-  config = _rnn_config(config, configs.rnn_search)
+  config = _config(config, configs.rnn_search)
   corpus = _corpus(corpus, config)
   return rnn_search_lib.search(config, workdir, corpus, callback=callback,
                                progress=progress)
+
+
+def enas_rnn_search(config: Config = None, corpus=None, *,
+                    workdir: str | None = None, callback=None,
+                    progress: str = 'auto'
+                    ) -> enas_search_lib.EnasSearchResult:
+  """An ENAS recurrent cell search (`nasjax.enas.lm_search`).
+
+  Args:
+    config: a `nasjax.configs.enas_rnn` preset ('ptb', the corrected
+      reference's; 'synthetic', 'tiny') or a ConfigDict; None: 'ptb'. Not
+      modified.
+    corpus, workdir, callback, progress: as for `rnn_search`.
+
+  Returns:
+    An `EnasSearchResult`: `.genotype` (the derived cell as an `EnasArc`;
+    `.genotype.space.to_genotype(.arc)` is its `RecurrentGenotype`),
+    `.perplexity`, `.candidates`, `.history`, `.state`, `.summary`.
+  """
+  platform.ensure_setup()
+  config = _config(config, configs.enas_rnn)
+  corpus = _corpus(corpus, config)
+  return enas_lm_search_lib.search(config, workdir, corpus,
+                                   callback=callback, progress=progress)
 
 
 def retrain_lm(genotype, config: Config = None, corpus=None, *,
@@ -238,8 +257,9 @@ def retrain_lm(genotype, config: Config = None, corpus=None, *,
 
   Args:
     genotype: a `RecurrentGenotype` (`rnn_search(...).genotype`), a
-      published name ('DARTS_V2_RNN', 'DARTS_V1_RNN', 'ENAS_RNN'), a
-      genotype file or its notation.
+      recurrent ENAS arc (`enas_search(...).genotype`), a published name
+      ('DARTS_V2_RNN', 'DARTS_V1_RNN', 'ENAS_RNN', 'ENAS_RNN_LM'), a
+      genotype or arc file, or its notation.
     config: a `nasjax.configs.language_model` preset ('ptb', the
       reference's; 'synthetic', 'tiny') or a ConfigDict; None: 'ptb'.
     corpus, workdir, callback, progress: as for `rnn_search`.
@@ -249,11 +269,12 @@ def retrain_lm(genotype, config: Config = None, corpus=None, *,
     `.param_count`, `.history`, `.state`, `.summary`.
   """
   platform.ensure_setup()
-  config = _rnn_config(config, configs.language_model)
-  if not isinstance(genotype, genotype_lib.RecurrentGenotype):
+  config = _config(config, configs.language_model)
+  if not isinstance(genotype, (genotype_lib.RecurrentGenotype,
+                               enas_space.EnasArc)):
     genotype = genotype_lib.load(str(genotype))
-  if isinstance(genotype, genotype_lib.RecurrentGenotype):
-    config.genotype = str(genotype)  # What results.json records.
+  genotype = lm_train_lib.recurrent_cell(genotype)
+  config.genotype = str(genotype)  # What results.json records.
   corpus = _corpus(corpus, config)
   return lm_train_lib.train(config, workdir, corpus, genotype,
                             callback=callback, progress=progress)

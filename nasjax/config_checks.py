@@ -151,15 +151,17 @@ def check_enas_config(config, devices: int | None = None,
     f.at_least(3, 'model.layers')
 
 
-SELECTION_METHODS = ('darts', 'enas', 'darts_rnn')
+SELECTION_METHODS = ('darts', 'enas', 'darts_rnn', 'enas_rnn')
 
 
 def check_selection_config(config, search_devices: int | None = None,
                            train_devices: int | None = None) -> None:
   """A selection config: its search and training parts, and their link."""
   errors.Fields(config).one_of('method', SELECTION_METHODS)
-  if config.method == 'darts_rnn':
-    check_rnn_search_config(config.search, search_devices, 'config.search')
+  if config.method in ('darts_rnn', 'enas_rnn'):
+    check = (check_rnn_search_config if config.method == 'darts_rnn' else
+             check_enas_rnn_config)
+    check(config.search, search_devices, 'config.search')
     check_train = check_lm_train_config
   else:
     check = (check_enas_config if config.method == 'enas' else
@@ -190,7 +192,14 @@ RNN_ARCH_MODES = ('second_order', 'first_order', 'finite_difference')
 
 def _check_language_model(f: errors.Fields, devices: int | None) -> None:
   """Fields the recurrent search and retraining configs share
-  (`configs.common.language_model`)."""
+  (`configs.common.language_model`) and their weight optimiser's."""
+  f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps')
+  f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
+             'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
+             'model.units')
+  f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
+             integer=False)
+  f.positive('optimizer.learning_rate')
   f.at_least(2, 'bptt')
   if devices is not None:
     f.divisible('batch_size', devices)
@@ -203,14 +212,10 @@ def check_rnn_search_config(config, devices: int | None = None,
                             prefix: str = 'config') -> None:
   """A darts_rnn_search config (nasjax/configs/darts_rnn_search.py)."""
   f = errors.Fields(config, prefix)
-  f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps')
-  f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
-             'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
-             'model.units', 'search_space.steps')
   _check_language_model(f, devices)
-  f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
-             'arch_optimizer.weight_decay', integer=False)
-  f.positive('optimizer.learning_rate', 'arch_optimizer.learning_rate')
+  f.at_least(1, 'search_space.steps')
+  f.at_least(0, 'arch_optimizer.weight_decay', integer=False)
+  f.positive('arch_optimizer.learning_rate')
   f.half_open('arch_optimizer.b1', 0, 1)
   f.half_open('arch_optimizer.b2', 0, 1)
   f.one_of('search.arch_mode', RNN_ARCH_MODES)
@@ -223,19 +228,32 @@ def check_rnn_search_config(config, devices: int | None = None,
           'activations among tanh, relu, sigmoid, identity.')
 
 
+def check_enas_rnn_config(config, devices: int | None = None,
+                          prefix: str = 'config') -> None:
+  """An enas_rnn_search config (nasjax/configs/enas_rnn_search.py)."""
+  f = errors.Fields(config, prefix)
+  _check_language_model(f, devices)
+  f.at_least(1, 'model.nodes', 'controller.lstm_size',
+             'controller.train_steps', 'controller.num_aggregate',
+             'derive.num_samples', 'derive.num_windows',
+             'derive.report_samples')
+  f.one_of('space', ('recurrent',))
+  f.one_of('model.output', ('loose_ends', 'all'))
+  f.at_least(0, 'controller.temperature', 'controller.tanh_constant',
+             'controller.entropy_weight', integer=False)
+  f.positive('controller.learning_rate', 'controller.eps',
+             'controller.reward_constant')
+  f.half_open('controller.b1', 0, 1)
+  f.half_open('controller.baseline_decay', 0, 1)
+
+
 def check_lm_train_config(config, devices: int | None = None,
                           prefix: str = 'config') -> None:
   """An lm_train config (nasjax/configs/lm_train.py)."""
   f = errors.Fields(config, prefix)
-  f.at_least(0, 'seed', 'num_devices', 'cpu_devices', 'max_steps',
-             'optimizer.nonmono', 'optimizer.average_from_epoch',
-             'max_seq_len_delta')
-  f.at_least(1, 'batch_size', 'epochs', 'log_every_steps',
-             'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
-             'test_batch_size', 'model.units', 'length_bucket')
   _check_language_model(f, devices)
-  f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
-             integer=False)
-  f.positive('optimizer.learning_rate')
+  f.at_least(0, 'optimizer.nonmono', 'optimizer.average_from_epoch',
+             'max_seq_len_delta')
+  f.at_least(1, 'test_batch_size', 'length_bucket')
   f.check(bool(str(f.get('genotype')).strip()), 'genotype',
           'name a recurrent genotype (e.g. DARTS_V2_RNN) or a file.')

@@ -17,6 +17,7 @@ import numpy as np
 from nasjax import genotype as genotype_lib
 from nasjax.history import EpochRecord
 from nasjax.search_spaces import darts_cell
+from nasjax.search_spaces import enas as enas_space
 
 CELLS = ('normal', 'reduce')
 # One colour per DARTS op, shared by every picture (the cell SVGs too).
@@ -171,8 +172,13 @@ class _SVG:
 
 
 def cell(genotype, which: str = 'normal') -> _SVG:
-  """The picture of one cell of a genotype (`genotype_{which}.svg`), or of a
-  recurrent genotype's cell (`which` unused)."""
+  """The picture of one cell of a genotype (`genotype_{which}.svg`), of a
+  micro ENAS arc's cell in DARTS notation, or of a recurrent cell (a
+  `RecurrentGenotype` or a recurrent ENAS arc; `which` unused)."""
+  if isinstance(genotype, enas_space.EnasArc):
+    if isinstance(genotype.space, enas_space.MacroSpace):
+      raise ValueError('A macro ENAS arc is a network, not a cell.')
+    genotype = genotype.space.to_genotype(genotype.arc)
   if isinstance(genotype, genotype_lib.RecurrentGenotype):
     return _SVG(genotype_lib.recurrent_svg(genotype.recurrent,
                                            genotype.concat))
@@ -191,7 +197,8 @@ def save(fig, path: str, dpi: int = 110) -> None:
 def controller(run):
   """An ENAS search's controller per epoch: mean reward and the EMA
   baseline, the entropy of the sampled arcs, the child's training accuracy
-  and the best sampled arc's accuracy on the derive batches."""
+  and the best sampled arc's accuracy on the derive batches (recurrent: the
+  best sampled cell's validation perplexity)."""
   history, _ = _unpack(run)
   epochs = [r.epoch for r in history]
   get = lambda k: [r.train.get(k, np.nan) for r in history]
@@ -199,11 +206,21 @@ def controller(run):
   ax = fig.add_subplot(1, 2, 1)
   ax.plot(epochs, get('controller/reward'), 'o-', label='reward (mean)')
   ax.plot(epochs, get('controller/baseline'), 's--', label='baseline')
-  ax.plot(epochs, get('accuracy'), '^:', label='child train accuracy')
-  best = [r.arcs[0]['accuracy'] if r.arcs else np.nan for r in history]
-  ax.plot(epochs, best, 'd-.', label='best sampled arc')
   ax.set_xlabel('epoch')
-  ax.legend(fontsize=7)
+  recurrent = any(r.arcs and 'perplexity' in r.arcs[0] for r in history)
+  if recurrent:  # Perplexities: their own axis.
+    ax.set_ylabel('reward = 80 / perplexity')
+    ax.legend(fontsize=7, loc='upper left')
+    ax = ax.twinx()
+    ax.plot(epochs, get('valid_perplexity'), 'd-.', color='#d62728',
+            label='best sampled cell: valid perplexity')
+    ax.set_yscale('log')
+    ax.legend(fontsize=7, loc='upper right')
+  else:
+    ax.plot(epochs, get('accuracy'), '^:', label='child train accuracy')
+    best = [r.arcs[0]['accuracy'] if r.arcs else np.nan for r in history]
+    ax.plot(epochs, best, 'd-.', label='best sampled arc')
+    ax.legend(fontsize=7)
   ax = fig.add_subplot(1, 2, 2)
   ax.plot(epochs, get('controller/entropy'), 'o-', color='#9467bd')
   ax.set_xlabel('epoch')
@@ -215,13 +232,13 @@ def controller(run):
 
 def arc_distribution(run, num_samples: int = 500, seed: int = 0):
   """How the trained controller samples: op frequencies per decision (micro:
-  per cell, node and input slot; macro: per layer) and, for macro, the skip
-  frequency of every (layer, earlier state) pair. From `num_samples` arcs
+  per cell, node and input slot; macro: per layer; recurrent: per node) and,
+  for macro, the skip frequency of every (layer, earlier state) pair, for
+  recurrent the input frequency of every (node, earlier node) pair. From `num_samples` arcs
   drawn from `run.state`'s controller."""
   import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from nasjax.enas import controller as controller_lib  # pylint: disable=g-import-not-at-top
-  from nasjax.search_spaces import enas as enas_space  # pylint: disable=g-import-not-at-top
   space = run.space
   cfg = run.controller_config
   fn = jax.jit(jax.vmap(functools.partial(controller_lib.sample, space=space,
@@ -231,7 +248,20 @@ def arc_distribution(run, num_samples: int = 500, seed: int = 0):
                                             num_samples)).arc)
   fig = _figure(figsize=(11, 4))
   ops = len(space.ops)
-  if isinstance(space, enas_space.MicroSpace):
+  if isinstance(space, enas_space.RecurrentSpace):
+    a = np.asarray(arcs)                                   # [n, N, 2]
+    nodes = [f'node {i}' for i in range(1, space.num_nodes + 1)]
+    ax = fig.add_subplot(1, 2, 1)
+    _heat(ax, np.stack([np.bincount(a[:, i, 0], minlength=space.num_nodes)
+                        for i in range(space.num_nodes)]) / num_samples,
+          nodes, [f'{j}' for j in range(space.num_nodes)])
+    ax.set_title('input frequency (row reads column)')
+    ax = fig.add_subplot(1, 2, 2)
+    _heat(ax, np.stack([np.bincount(a[:, i, 1], minlength=ops)
+                        for i in range(space.num_nodes)]).T / num_samples,
+          list(space.ops), nodes)
+    ax.set_title('activation frequency per node')
+  elif isinstance(space, enas_space.MicroSpace):
     a = np.asarray(arcs)                                   # [n, 2, 4B]
     rows, labels = [], []
     for c, cell in enumerate(CELLS):

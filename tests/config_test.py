@@ -12,6 +12,7 @@ from nasjax import data
 from nasjax.configs import darts_rnn_search
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
+from nasjax.configs import enas_rnn_search
 from nasjax.configs import enas_search
 from nasjax.configs import lm_train
 from nasjax.configs import selection
@@ -34,6 +35,9 @@ def test_every_shipped_config_fits_1_2_4_8_devices(devices):
                                          devices, devices)
   for variant in enas_search.VARIANTS:
     config_checks.check_enas_config(enas_search.get_config(variant), devices)
+  for variant in enas_rnn_search.VARIANTS:
+    config_checks.check_enas_rnn_config(enas_rnn_search.get_config(variant),
+                                        devices)
   for variant in darts_rnn_search.VARIANTS:
     config_checks.check_rnn_search_config(
         darts_rnn_search.get_config(variant), devices)
@@ -47,6 +51,7 @@ def test_no_shipped_config_points_outside_the_repository():
              [enas_search.get_config(v) for v in enas_search.VARIANTS] +
              [darts_rnn_search.get_config(v)
               for v in darts_rnn_search.VARIANTS] +
+             [enas_rnn_search.get_config(v) for v in enas_rnn_search.VARIANTS] +
              [lm_train.get_config(v) for v in lm_train.VARIANTS])
   for c in configs:
     assert c.data.data_dir == '', c.data.data_dir

@@ -6,12 +6,14 @@ at these modules). Every field is commented in its module.
   cfg = configs.search('cifar10')     # DARTS search, the paper's setting
   cfg = configs.retrain('digits')     # retraining a genotype, small
   cfg = configs.rnn_search('ptb')     # DARTS recurrent search (PTB)
+  cfg = configs.enas_rnn('ptb')       # ENAS recurrent search (PTB)
   cfg = configs.language_model('ptb') # retraining a recurrent cell
   cfg.epochs = 10                     # any field can be changed
 """
 from nasjax.configs import darts_rnn_search
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
+from nasjax.configs import enas_rnn_search
 from nasjax.configs import enas_search
 from nasjax.configs import lm_train
 from nasjax.configs import selection
@@ -36,6 +38,11 @@ def enas(variant: str = 'micro'):
   """An ENAS search preset: 'micro', 'macro', 'digits', 'micro_tiny',
   'macro_tiny'."""
   return enas_search.get_config(variant)
+
+
+def enas_rnn(variant: str = 'ptb'):
+  """An ENAS recurrent search preset: 'ptb', 'synthetic', 'tiny'."""
+  return enas_rnn_search.get_config(variant)
 
 
 def retrain(variant: str = 'cifar10'):

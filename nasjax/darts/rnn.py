@@ -1,4 +1,5 @@
-"""DARTS recurrent cells, the language model around them, and its loss family.
+"""Recurrent cells (DARTS's search and discrete cells, ENAS's shared cell),
+the language model around them, and its loss family.
 
 The cell (Liu et al., 2019, A.1.2; the reference's rnn/model.py and
 model_search.py), with x_t the input and h the previous hidden state:
@@ -18,6 +19,10 @@ evaluation mode normalises every node with the same statistics, which fit
 none of them (on small models the evaluated perplexity is then no better
 than chance); training mode is the same either way. A discrete cell takes one (f, j) per node from a
 `RecurrentGenotype` and has no BatchNorm. The time loop is one `lax.scan`.
+
+`SharedCell` is ENAS's search cell: the same highway nodes, each reading
+one predecessor through weights kept per (node, predecessor, activation),
+the arc a traced input.
 
 `RNNModel` is the reference's language model: a [vocab, units] embedding
 (with row dropout, `dropout_e`), locked dropout on the embeddings
@@ -167,13 +172,80 @@ class RecurrentCell(nn.Module):
     return jnp.swapaxes(outputs, 0, 1), last
 
 
+class SharedCell(nn.Module):
+  """The ENAS recurrent cell with shared weights (Pham et al., 2018; the
+  corrected reference `enas_lm/src/child.py`): node 0 is the highway layer
+  above (tanh), node i = 1..N reads node `arc[i-1, 0]` through the matrix of
+  (i, that predecessor, activation `arc[i-1, 1]`) and applies the
+  activation; the output is the mean of `space.concat(arc)`. One
+  [H, 2H] matrix per (node, predecessor, activation), as the reference
+  allocates them: `ws` [num_edges, num_ops, H, 2H], edge (i, j) at
+  `space.offset(i) + j`. The arc is a traced int array [N, 2], so one
+  compiled program serves every arc; no BatchNorm (the corrected reference
+  has none).
+
+  __call__(inputs [B, T, D], hidden [B, H], arc, train) ->
+  (outputs [B, T, H], last hidden [B, H]).
+  """
+  units: int
+  space: object  # search_spaces.enas.RecurrentSpace
+  dropout_x: float = 0.75
+  dropout_h: float = 0.25
+
+  @nn.compact
+  def __call__(self, inputs, hidden, arc, train: bool = False,
+               batch_norm_train: bool | None = None):
+    del batch_norm_train  # No BatchNorm.
+    if arc is None:
+      raise ValueError('The shared ENAS cell needs an arc.')
+    units, sp = self.units, self.space
+    n, dtype = sp.num_nodes, inputs.dtype
+    w0 = self.param('w0', _uniform(INIT_RANGE),
+                    (inputs.shape[-1] + units, 2 * units)).astype(dtype)
+    ws = self.param('ws', _uniform(INIT_RANGE),
+                    (sp.num_edges, len(sp.ops), units, 2 * units))
+    arc = jnp.asarray(arc, jnp.int32)
+    prev, ops = arc[:, 0], arc[:, 1]
+    offsets = jnp.asarray([sp.offset(i) for i in range(1, n + 1)])
+    w = ws[offsets + prev, ops].astype(dtype)            # [N, H, 2H]
+    reads = jnp.zeros((n + 1,), bool).at[prev].set(True)
+    if sp.output == 'all':
+      weights = jnp.ones((n,), dtype)
+    else:
+      weights = (~reads[1:]).astype(dtype)
+    weights = weights / jnp.sum(weights)
+    acts = [ACTIVATIONS[name] for name in sp.ops]
+    batch = inputs.shape[0]
+    if train:
+      kx, kh = jax.random.split(self.make_rng('dropout'))
+      mx = _mask(kx, (batch, inputs.shape[-1]), self.dropout_x, dtype)
+      mh = _mask(kh, (batch, units), self.dropout_h, dtype)
+
+    def cell(h, x):
+      xh = jnp.concatenate([x * mx, h * mh] if train else [x, h], -1)
+      states = [_highway(h, xh @ w0, jnp.tanh, units)]
+      for i in range(1, n + 1):
+        s = jnp.stack(states)[prev[i - 1]]
+        ch = (s * mh if train else s) @ w[i - 1]
+        g = ch[..., units:]
+        f = jnp.stack([a(g) for a in acts])[ops[i - 1]]
+        states.append(s + jax.nn.sigmoid(ch[..., :units]) * (f - s))
+      out = jnp.einsum('n,nbh->bh', weights, jnp.stack(states[1:]))
+      return out, out
+
+    last, outputs = jax.lax.scan(cell, hidden.astype(dtype),
+                                 jnp.swapaxes(inputs, 0, 1))
+    return jnp.swapaxes(outputs, 0, 1), last
+
+
 class RNNModel(nn.Module):
   """The language model. __call__(tokens [B, T], hidden [B, H], alpha,
   train) -> (logits [B, T, vocab], last hidden [B, H], cell outputs
   [B, T, H] before output dropout, for activation regularisation).
 
   Defaults are the DARTS search's (rnn/train_search.py); `genotype` None
-  builds the search cell.
+  builds the search cell; `shared` (an ENAS `RecurrentSpace`) builds the
+  ENAS shared cell, whose arc is passed where alpha is.
   """
   vocab_size: int
   units: int = 300
@@ -184,6 +256,7 @@ class RNNModel(nn.Module):
   dropout_x: float = 0.75
   dropout_i: float = 0.2
   dropout_e: float = 0.0
+  shared: object | None = None  # An ENAS RecurrentSpace: `SharedCell`.
 
   @nn.compact
   def __call__(self, tokens, hidden, alpha=None, train: bool = False,
@@ -199,9 +272,13 @@ class RNNModel(nn.Module):
     if train and self.dropout_i:
       x = x * _mask(self.make_rng('dropout'), (batch, 1, self.units),
                     self.dropout_i, x.dtype)
-    raw, last = RecurrentCell(self.units, self.genotype, self.space,
-                              self.dropout_x, self.dropout_h, name='cell')(
-                                  x, hidden, alpha, train, batch_norm_train)
+    if self.shared is not None:
+      cell = SharedCell(self.units, self.shared, self.dropout_x,
+                        self.dropout_h, name='cell')
+    else:
+      cell = RecurrentCell(self.units, self.genotype, self.space,
+                           self.dropout_x, self.dropout_h, name='cell')
+    raw, last = cell(x, hidden, alpha, train, batch_norm_train)
     out = raw
     if train and self.dropout:
       out = out * _mask(self.make_rng('dropout'), (batch, 1, self.units),

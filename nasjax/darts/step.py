@@ -326,7 +326,7 @@ def arch_gradient(state: SearchState, train_batch, val_batch, *, model,
   return g, val_loss, aux, val_in
 
 
-def _train_gradients(state: SearchState, alpha, train_batch, *, family):
+def train_gradients(state: SearchState, alpha, train_batch, *, family):
   """(grads, new BatchNorm stats, metrics, carry, update scale) of the
   training loss at alpha."""
   inputs = _inputs(state, train_batch, 0, family)
@@ -339,7 +339,7 @@ def _train_gradients(state: SearchState, alpha, train_batch, *, family):
           family.update_scale(inputs))
 
 
-def _apply_step(state: SearchState, grads, batch_stats, metrics, scale=1.0,
+def apply_step(state: SearchState, grads, batch_stats, metrics, scale=1.0,
                 **fields):
   """The state after the weight update from `grads`, scaled by `scale` (plus
   `fields`: alpha, arch_opt_state, carry), NaN-guarded; the shared end of
@@ -356,9 +356,9 @@ def _apply_step(state: SearchState, grads, batch_stats, metrics, scale=1.0,
 def weight_step(state: SearchState, train_batch: types.Batch, *, model,
                 preprocess: Preprocess | None = None):
   """One weight step with alpha fixed. Returns (state, metrics)."""
-  grads, batch_stats, metrics, carry, scale = _train_gradients(
+  grads, batch_stats, metrics, carry, scale = train_gradients(
       state, state.alpha, train_batch, family=family_of(model, preprocess))
-  return _apply_step(state, grads, batch_stats, metrics, scale, carry=carry)
+  return apply_step(state, grads, batch_stats, metrics, scale, carry=carry)
 
 
 def _arch_update(state: SearchState, g_alpha, term=None):
@@ -387,11 +387,11 @@ def search_step(state: SearchState, train_batch: types.Batch,
       learning_rate=learning_rate, fd_radius=fd_radius,
       second_order_impl=second_order_impl)
   alpha, arch_opt_state, arch_grad_norm = _arch_update(state, g_alpha)
-  grads, batch_stats, metrics, carry, scale = _train_gradients(
+  grads, batch_stats, metrics, carry, scale = train_gradients(
       state, alpha, train_batch, family=family)
   metrics.update(val_loss=val_loss, arch_grad_norm=arch_grad_norm, **{
       f'val_{k}': v for k, v in family.metrics(val_aux, val_in).items()})
-  return _apply_step(state, grads, batch_stats, metrics, scale, alpha=alpha,
+  return apply_step(state, grads, batch_stats, metrics, scale, alpha=alpha,
                      arch_opt_state=arch_opt_state,
                      carry=_with_carry(carry, 1, val_aux))
 
@@ -428,7 +428,7 @@ def _finish(state: SearchState, alpha, arch_opt_state, train, val_loss,
              **{f'val_{k}': v for k, v in val_metrics.items()}}
   carry = _with_carry(_with_carry(state.carry, 0, train), 1,
                       {'carry': val_carry})
-  return _apply_step(state, train['grad_w'], train['batch_stats'], metrics,
+  return apply_step(state, train['grad_w'], train['batch_stats'], metrics,
                      train['update_scale'], alpha=alpha,
                      arch_opt_state=arch_opt_state, carry=carry)
 

@@ -15,6 +15,13 @@ map onto ours one to one:
 
 All weights start uniform(-0.1, 0.1), as in the reference.
 
+The recurrent (PTB) controller is the corrected reference's
+(`google-research/google-research`, `enas_lm/src/controller.py`): the same
+LSTM, embeddings and attention, no `w_soft` (the activation logits are
+h @ w_emb^T), the distance prior (i - j)^2 / 6 on the input logits,
+temperature 5 and tanh constant 2.25 on both (`RECURRENT`), weights
+uniform(-0.01, 0.01).
+
 `sample(params, key)` and `log_prob(params, arc)` (teacher forcing: the same
 pass with the actions given) run as one `lax.scan` over nodes or layers,
 with a padded anchor buffer and masks so every shape is static; `jax.vmap`
@@ -24,8 +31,8 @@ Both return `Sample(arc, log_prob, entropy, skip_penalty, skips)`:
 * `log_prob`: the log-probability of the arc (the reference's
   `sample_log_prob` is its negative);
 * `entropy`: micro, the full categorical entropy of every decision, summed;
-  macro, (-log p) p of each sampled token, summed (the reference's two
-  conventions);
+  macro and recurrent, (-log p) p of each sampled token, summed (the
+  reference's two conventions);
 * `skip_penalty` (macro): per layer i > 0, sum over j < i of
   KL(Bernoulli(p_ij) || Bernoulli(target)), averaged over the layers. By
   default p_ij is the skip probability actually sampled, softmax([-q, q])[1]
@@ -41,24 +48,28 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nasjax.search_spaces.enas import MacroSpace, MicroSpace
+from nasjax.search_spaces.enas import MacroSpace, MicroSpace, RecurrentSpace
 
 # The micro normal cell's fixed op bias, added after the tanh (reference).
 NORMAL_OP_BIAS = (0.25, 0.25, -0.25, -0.25, -0.25)
 
 
-def _uniform(key, shape, dtype=jnp.float32):
-  return jax.random.uniform(key, shape, dtype, -0.1, 0.1)
+def _uniform(scale):
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -scale, scale)
+  return init
 
 
 class LSTMCell(nn.Module):
   """The reference's LSTM cell: gates from [x, h] @ W (no bias), i f o g."""
   size: int
+  init_scale: float = 0.1
 
   @nn.compact
   def __call__(self, carry, x):
     c, h = carry
-    w = self.param('kernel', _uniform, (2 * self.size, 4 * self.size))
+    w = self.param('kernel', _uniform(self.init_scale),
+                   (2 * self.size, 4 * self.size))
     i, f, o, g = jnp.split(jnp.concatenate([x, h], -1) @ w, 4, -1)
     c = jax.nn.sigmoid(i) * jnp.tanh(g) + jax.nn.sigmoid(f) * c
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -70,16 +81,20 @@ class ControllerParams(nn.Module):
   num_ops: int
   size: int = 64
   op_bias_init: tuple[float, ...] | None = None  # micro: [10, 10, 0, ...]
+  init_scale: float = 0.1
+  # False: the op logits are h @ w_emb^T (the recurrent controller).
+  softmax: bool = True
 
   @nn.compact
   def __call__(self):
     h = self.size
     zero = jnp.zeros((h,))
-    LSTMCell(h, name='lstm')((zero, zero), zero)
-    p = {name: self.param(name, _uniform, shape) for name, shape in (
-        ('g_emb', (h,)), ('w_emb', (self.num_ops, h)),
-        ('w_soft', (h, self.num_ops)), ('w_attn_1', (h, h)),
-        ('w_attn_2', (h, h)), ('v_attn', (h,)))}
+    LSTMCell(h, self.init_scale, name='lstm')((zero, zero), zero)
+    shapes = [('g_emb', (h,)), ('w_emb', (self.num_ops, h)),
+              ('w_soft', (h, self.num_ops)), ('w_attn_1', (h, h)),
+              ('w_attn_2', (h, h)), ('v_attn', (h,))]
+    p = {name: self.param(name, _uniform(self.init_scale), shape)
+         for name, shape in shapes if self.softmax or name != 'w_soft'}
     if self.op_bias_init is not None:
       p['b_soft'] = self.param(
           'b_soft', lambda k, s: jnp.asarray(self.op_bias_init, jnp.float32),
@@ -96,6 +111,7 @@ class ControllerConfig:
   op_tanh_reduce: float = 2.5            # micro op logits: tanh_c / this
   skip_target: float = 0.4               # macro
   skip_penalty_form: str = 'sampled'     # 'sampled' or 'reference'
+  init_scale: float = 0.1                # weights ~ uniform(-s, s)
 
   def __post_init__(self):
     if self.skip_penalty_form not in ('sampled', 'reference'):
@@ -105,6 +121,12 @@ class ControllerConfig:
 
 MICRO = ControllerConfig()
 MACRO = ControllerConfig(tanh_constant=1.5)
+# The corrected reference's PTB controller (enas_lm/src/controller.py).
+RECURRENT = ControllerConfig(temperature=5.0, tanh_constant=2.25,
+                             init_scale=0.01)
+# The distance prior of the recurrent controller: (i - j)^2 / this is
+# subtracted from the logit of node i reading node j.
+DISTANCE_PRIOR = 6.0
 
 
 class Sample(NamedTuple):
@@ -116,11 +138,13 @@ class Sample(NamedTuple):
 
 
 def init(key, space, config: ControllerConfig = MICRO) -> dict:
-  """The controller's parameters for `space` (a MicroSpace or MacroSpace)."""
+  """The controller's parameters for `space` (a MicroSpace, MacroSpace or
+  RecurrentSpace)."""
   micro = isinstance(space, MicroSpace)
   bias = (10.0, 10.0) + (0.0,) * (len(space.ops) - 2) if micro else None
-  return ControllerParams(len(space.ops), config.lstm_size, bias).init(
-      key)['params']
+  return ControllerParams(
+      len(space.ops), config.lstm_size, bias, config.init_scale,
+      softmax=not isinstance(space, RecurrentSpace)).init(key)['params']
 
 
 def _lstm(params, carry, x):
@@ -254,8 +278,45 @@ def _macro(params, space, config, key, forced, teacher) -> Sample:
   return Sample(arc, lp.sum(), ent.sum(), penalty, count.sum())
 
 
+def _recurrent(params, space, config, key, forced, teacher) -> Sample:
+  """The corrected reference's PTB sampler: for node i = 1..N, attention
+  over nodes 0..i-1 (node 0's key is zero) minus the distance prior picks
+  the input j, whose LSTM output divided by 0.1 + (i - j) is the next input;
+  then the activation from h @ w_emb^T, whose embedding is the next input.
+  Entropy: (-log p) p of each sampled token, as the reference."""
+  n, hsize = space.num_nodes, config.lstm_size
+  zero = jnp.zeros((hsize,))
+  states = jnp.arange(n + 1)
+
+  def node(scan_carry, inputs):
+    carry, x, anchors, w1 = scan_carry
+    i, key, tokens = inputs
+    k_prev, k_op = jax.random.split(key)
+    carry = _lstm(params, carry, x)
+    anchors = anchors.at[i].set(carry[1])
+    w1 = w1.at[i].set(carry[1] @ params['w_attn_1'])
+    q = jnp.tanh(w1 + carry[1] @ params['w_attn_2']) @ params['v_attn']
+    q = _shape(q, config.temperature, config.tanh_constant)
+    q = q - jnp.square(i - states).astype(q.dtype) / DISTANCE_PRIOR
+    prev, lp1, _, e1 = _decide(q, states < i, k_prev, tokens[0], teacher)
+    carry = _lstm(params, carry, anchors[prev] / (0.1 + (i - prev)))
+    logits = _shape(params['w_emb'] @ carry[1], config.temperature,
+                    config.tanh_constant)
+    op, lp2, _, e2 = _decide(logits, jnp.ones(len(space.ops), bool), k_op,
+                             tokens[1], teacher)
+    return ((carry, params['w_emb'][op], anchors, w1),
+            (jnp.stack([prev, op]), lp1 + lp2, e1 + e2))
+
+  buffers = jnp.zeros((n + 1, hsize))
+  _, (arc, logp, ent) = jax.lax.scan(
+      node, ((zero, zero), params['g_emb'], buffers, buffers),
+      (jnp.arange(1, n + 1), jax.random.split(key, n), forced))
+  z = jnp.zeros(())
+  return Sample(arc.astype(jnp.int32), logp.sum(), ent.sum(), z, z)
+
+
 def _empty(space):
-  if isinstance(space, MicroSpace):
+  if isinstance(space, (MicroSpace, RecurrentSpace)):
     return jnp.zeros(space.arc_shape, jnp.int32)
   n = space.num_layers
   return {'ops': jnp.zeros((n,), jnp.int32),
@@ -263,7 +324,8 @@ def _empty(space):
 
 
 def _run(params, space, config, key, forced, teacher) -> Sample:
-  fn = _micro if isinstance(space, MicroSpace) else _macro
+  fn = {MicroSpace: _micro, MacroSpace: _macro,
+        RecurrentSpace: _recurrent}[type(space)]
   return fn(params, space, config, key, forced, teacher)
 
 
@@ -275,6 +337,6 @@ def sample(params, key, *, space, config: ControllerConfig = MICRO) -> Sample:
 def log_prob(params, arc, *, space, config: ControllerConfig = MICRO
              ) -> Sample:
   """Scores a given arc (teacher forcing); `.arc` echoes it."""
-  if not isinstance(space, (MicroSpace, MacroSpace)):
+  if not isinstance(space, (MicroSpace, MacroSpace, RecurrentSpace)):
     raise TypeError(f'Unknown space {type(space).__name__}.')
   return _run(params, space, config, jax.random.key(0), arc, True)

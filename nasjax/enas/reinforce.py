@@ -3,7 +3,7 @@
 One update scores N sampled children (the reference aggregates 10 in micro,
 20 in macro) and applies the mean of their gradients:
 
-  reward_k    = accuracy_k + entropy_weight * entropy_k   (entropy in the
+  reward_k    = score_k + entropy_weight * entropy_k   (entropy in the
                 reward, not the loss, as the reference does)
   baseline_k  = baseline_{k-1} - (1 - decay) (baseline_{k-1} - reward_k)
   advantage_k = reward_k - baseline_k
@@ -19,7 +19,7 @@ The optimiser is the reference's: Adam with b1 = 0 and eps = 1e-3, constant
 learning rate (0.0035 micro, 0.001 macro), no clipping, no L2.
 
   state = create(params, adam(0.0035))
-  state, metrics = update(state, arcs, accuracies, score=score, tx=tx)
+  state, metrics = update(state, arcs, scores, score=score, tx=tx)
 """
 
 from typing import Callable
@@ -30,9 +30,12 @@ import jax.numpy as jnp
 import optax
 
 
-def adam(learning_rate: float) -> optax.GradientTransformation:
-  """The reference's controller optimiser."""
-  return optax.adam(learning_rate, b1=0.0, eps=1e-3)
+def adam(learning_rate: float, b1: float = 0.0, eps: float = 1e-3
+         ) -> optax.GradientTransformation:
+  """The reference's controller optimiser (the CIFAR code's b1 = 0 and
+  eps = 1e-3 by default; the PTB code's is TF's default Adam, b1 = 0.9,
+  eps = 1e-8)."""
+  return optax.adam(learning_rate, b1=b1, eps=eps)
 
 
 @flax.struct.dataclass
@@ -56,7 +59,7 @@ def baselines(baseline, rewards, decay: float):
   return jax.lax.scan(step, baseline, rewards)
 
 
-def update(state: ControllerState, arcs, accuracies, *,
+def update(state: ControllerState, arcs, scores, *,
            score: Callable, tx: optax.GradientTransformation,
            entropy_weight: float = 1e-4, decay: float = 0.99,
            skip_weight: float = 0.0):
@@ -66,7 +69,8 @@ def update(state: ControllerState, arcs, accuracies, *,
     state: the controller's state.
     arcs: the N children's arcs, stacked (micro [N, 2, 4B]; macro a dict of
       [N, ...]).
-    accuracies: [N] each child's accuracy on its validation batch.
+    scores: [N] each child's task reward on its validation batch: its
+      accuracy (images) or 80 / perplexity (language model).
     score: `(params, arc) -> controller.Sample` (teacher forcing), e.g.
       `functools.partial(controller.log_prob, space=..., config=...)`.
     tx: the optimiser (`adam`).
@@ -77,11 +81,11 @@ def update(state: ControllerState, arcs, accuracies, *,
     (new state, metrics: mean reward, baseline, advantage, entropy, log p,
     skip penalty and skips, loss).
   """
-  accuracies = jnp.asarray(accuracies, jnp.float32)
+  scores = jnp.asarray(scores, jnp.float32)
 
   def loss_fn(params):
     s = jax.vmap(score, in_axes=(None, 0))(params, arcs)
-    rewards = accuracies + entropy_weight * jax.lax.stop_gradient(s.entropy)
+    rewards = scores + entropy_weight * jax.lax.stop_gradient(s.entropy)
     final, per_child = baselines(state.baseline, rewards, decay)
     advantage = jax.lax.stop_gradient(rewards - per_child)
     loss = (-jnp.mean(s.log_prob * advantage) +

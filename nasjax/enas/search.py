@@ -237,7 +237,7 @@ def score_random(state, fns: Steps, space, batches, seed: int,
   return np.concatenate(accs)[:num_samples]
 
 
-def _announce_first_call(fn, report, what):
+def announce_first_call(fn, report, what):
   """`fn`, whose first call (its compilation) is announced and timed."""
   called = []
 
@@ -251,6 +251,23 @@ def _announce_first_call(fn, report, what):
     return out
 
   return wrapped
+
+
+def controller_means(updates: list[dict], epoch: int, train_steps: int,
+                     writer=None) -> dict[str, float]:
+  """The epoch's means of a controller phase's update metrics, as
+  'controller/<name>'; each update's metrics also go to TensorBoard (step:
+  the update's number from 1)."""
+  updates = parallel.to_host(updates)
+  for k, u in enumerate(updates):
+    for name, v in u.items():
+      if name != 'finite' and writer is not None:
+        writer.add_scalar(f'controller/{name}', float(v),
+                          epoch * train_steps + k + 1)
+  if not updates:
+    return {}
+  return {f'controller/{name}': float(np.mean([u[name] for u in updates]))
+          for name in updates[0] if name != 'finite'}
 
 
 def _unstack(tree, n):
@@ -273,6 +290,9 @@ class EnasSearchResult:
     summary: what results.json holds.
     workdir: where files went, or None.
     controller_config: the controller's settings (to sample from `state`).
+    perplexity: a recurrent search's: the derived cell's perplexity on the
+      derive windows (`accuracy` is then None, and the candidates' scores
+      are perplexities).
   """
   status: str
   arc: object
@@ -284,6 +304,7 @@ class EnasSearchResult:
   summary: dict
   workdir: str | None = None
   controller_config: controller_lib.ControllerConfig | None = None
+  perplexity: float | None = None
 
   @property
   def arc_string(self) -> str | None:
@@ -294,7 +315,7 @@ class EnasSearchResult:
   @property
   def genotype(self) -> enas_space.EnasArc | None:
     """The derived architecture as an `EnasArc`, what `nasjax.retrain` and
-    `final.train` take."""
+    `final.train` take (a recurrent one: `nasjax.retrain_lm`)."""
     return None if self.arc is None else enas_space.EnasArc(self.space,
                                                             self.arc)
 
@@ -356,10 +377,10 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   n_dev = mesh.devices.size
   on = (f'on {n_dev} {jax.default_backend().upper()} device'
         f'{"s" if n_dev > 1 else ""}')
-  fns.controller = _announce_first_call(
+  fns.controller = announce_first_call(
       fns.controller, report, f'the controller update ({c.num_aggregate} '
       f'children, batch {config.batch_size} {on})')
-  fns.score = _announce_first_call(
+  fns.score = announce_first_call(
       fns.score, report, f'the arc scorer ({fns.n} arcs, '
       f'{config.derive.num_batches} batches {on})')
 
@@ -385,18 +406,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
             'config': config.to_dict()}
 
   def end_of_epoch(st, epoch, means):
-    means = dict(means)
-    updates = parallel.to_host(phase.pop('updates', []))
-    for k, u in enumerate(updates):
-      ctrl_step = epoch * c.train_steps + k + 1
-      for name, v in u.items():
-        if name != 'finite' and writer is not None:
-          writer.add_scalar(f'controller/{name}', float(v), ctrl_step)
-    if updates:
-      for name in updates[0]:
-        if name != 'finite':
-          means[f'controller/{name}'] = float(np.mean([u[name]
-                                                       for u in updates]))
+    means = dict(means, **controller_means(phase.pop('updates', []), epoch,
+                                           c.train_steps, writer))
     arcs, accs = derive(st, fns, fixed, jax.random.fold_in(key, epoch),
                         config.derive.report_samples)
     best = [{'arc': _arc_string(s.space, a), 'accuracy': float(v)}

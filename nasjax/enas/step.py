@@ -35,6 +35,8 @@ import optax
 
 from nasjax import train_state
 from nasjax import types
+from nasjax.darts import rnn
+from nasjax.darts import step as darts_step
 from nasjax.enas import controller as controller_lib
 from nasjax.enas import reinforce
 from nasjax.final import step as final_step
@@ -48,21 +50,26 @@ class EnasState(flax.struct.PyTreeNode):
   opt_state: optax.OptState
   controller: reinforce.ControllerState
   rng: types.PRNGKey
+  # The language model's hidden state by stream ({'train': [rows, units]});
+  # {} for images (as `SearchState.carry`).
+  carry: dict[str, Any]
   tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
   controller_tx: optax.GradientTransformation = flax.struct.field(
       pytree_node=False)
 
   @classmethod
   def create(cls, *, params, batch_stats, controller_params, tx,
-             controller_tx, rng):
+             controller_tx, rng, carry=None):
     return cls(step=jnp.zeros((), jnp.int32), params=params,
                batch_stats=batch_stats, opt_state=tx.init(params),
                controller=reinforce.create(controller_params, controller_tx),
-               rng=rng, tx=tx, controller_tx=controller_tx)
+               rng=rng, carry=dict(carry or {}), tx=tx,
+               controller_tx=controller_tx)
 
   def checkpoint_items(self) -> dict[str, Any]:
-    return {k: getattr(self, k) for k in (
-        'step', 'params', 'batch_stats', 'opt_state', 'controller', 'rng')}
+    keys = ('step', 'params', 'batch_stats', 'opt_state', 'controller',
+            'rng') + (('carry',) if self.carry else ())
+    return {k: getattr(self, k) for k in keys}
 
   def replace_items(self, items: dict[str, Any]) -> 'EnasState':
     return self.replace(**items)
@@ -212,3 +219,73 @@ def score_arcs(state: EnasState, arcs, batches: types.Batch, *, model,
     total, _ = jax.lax.scan(batch, jnp.zeros(()), batches)
     return total / jnp.sum(batches['mask'])
   return jax.lax.map(one, arcs)
+
+
+# The language model (recurrent cells). The family is `darts.rnn.
+# LanguageModel` over an `RNNModel` with the shared cell; its weight step is
+# the DARTS step's, with the sampled arc where alpha goes.
+
+
+def lm_child_step(state: EnasState, batch: types.Batch, *, family, space,
+                  controller_config):
+  """One shared-weight step on a training window with a sampled arc: the
+  training stream's hidden state carried, the update scaled by seq_len /
+  bptt (`darts.step`'s weight step). Returns (state, metrics)."""
+  k_arc = jax.random.fold_in(_keys(state)[0], 1)
+  arc = controller_lib.sample(state.controller.params, k_arc, space=space,
+                              config=controller_config).arc
+  grads, batch_stats, metrics, carry, scale = darts_step.train_gradients(
+      state, arc, batch, family=family)
+  return darts_step.apply_step(state, grads, batch_stats, metrics, scale,
+                               carry=carry)
+
+
+def lm_cross_entropy(params, arc, inputs, targets, *, model):
+  """Mean cross-entropy of one window [rows, T] for `arc`, in evaluation
+  mode, from a zero hidden state (the reference resets the state before
+  every controller sample)."""
+  h = jnp.zeros((inputs.shape[0], model.units), params['embedding'].dtype)
+  logits, _, _ = model.apply({'params': params}, inputs, h, arc)
+  return optax.softmax_cross_entropy_with_integer_labels(
+      logits, targets).mean()
+
+
+def lm_controller_step(state: EnasState, batches: types.Batch, *, model,
+                       space, controller_config, entropy_weight: float,
+                       baseline_decay: float, reward_constant: float = 80.0):
+  """One REINFORCE update from N children, each scored on its own
+  validation window: reward = reward_constant / perplexity.
+
+  `batches`: {'inputs': [N, rows, T], 'targets': [N, rows, T]}.
+  """
+  n = batches['inputs'].shape[0]
+  keys = jax.random.split(_keys(state)[1], n)
+  cfg = controller_config
+  arcs = jax.vmap(functools.partial(
+      controller_lib.sample, space=space, config=cfg),
+                  in_axes=(None, 0))(state.controller.params, keys).arc
+  ce = jax.lax.map(
+      lambda a: lm_cross_entropy(state.params, a[0], a[1], a[2], model=model),
+      (arcs, batches['inputs'], batches['targets']))
+  ppl = jnp.exp(ce)
+  ctrl, metrics = reinforce.update(
+      state.controller, arcs, reward_constant / ppl,
+      score=functools.partial(controller_lib.log_prob, space=space,
+                              config=cfg),
+      tx=state.controller_tx, entropy_weight=entropy_weight,
+      decay=baseline_decay)
+  metrics = {k: v for k, v in metrics.items()
+             if k not in ('skip_penalty', 'skips')}
+  metrics.update(perplexity=jnp.exp(ce.mean()), min_perplexity=ppl.min())
+  return train_state.keep_if_finite(state, state.replace(controller=ctrl),
+                                    metrics)
+
+
+def lm_score_arcs(state: EnasState, arcs, data, *, model, bptt: int):
+  """[N] reward_constant-free score of each of N arcs: minus the mean
+  cross-entropy over `data` [rows, tokens] read in windows of `bptt` with
+  the hidden state carried (`darts.rnn.evaluate`), so higher is better and
+  exp(-score) is the perplexity."""
+  return jax.lax.map(
+      lambda arc: -rnn.evaluate(model, state.params, {}, arc, data,
+                                bptt=bptt), arcs)

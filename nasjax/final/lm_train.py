@@ -60,6 +60,7 @@ from nasjax.darts import rnn
 from nasjax.darts import step as step_lib
 from nasjax.data import ptb
 from nasjax.genotype import recurrent
+from nasjax.search_spaces import enas as enas_space
 from nasjax.train_state import SearchState
 
 
@@ -171,6 +172,21 @@ class LMTrainResult:
   workdir: str | None = None
 
 
+def recurrent_cell(arch, name: str = '') -> recurrent.RecurrentGenotype:
+  """`arch` as a `RecurrentGenotype`: itself, or an ENAS recurrent arc's
+  cell (`RecurrentSpace.to_genotype`); anything else is a ConfigError."""
+  if isinstance(arch, recurrent.RecurrentGenotype):
+    return arch
+  if (isinstance(arch, enas_space.EnasArc) and
+      isinstance(arch.space, enas_space.RecurrentSpace)):
+    return arch.space.to_genotype(arch.arc)
+  raise errors.ConfigError(
+      f'config.genotype: {name or arch!r} is not a recurrent cell; the '
+      f'language model takes one of {list(recurrent.RECURRENT_ZOO)}, '
+      "'ENAS_RNN_LM', a genotype.json or arc.json a recurrent search wrote, "
+      'or its notation.')
+
+
 def train(config: ml_collections.ConfigDict, workdir: str | None,
           corpus: ptb.Corpus | None = None,
           genotype: recurrent.RecurrentGenotype | None = None, *,
@@ -192,11 +208,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   config_checks.check_lm_train_config(config, mesh.devices.size)
   if genotype is None:
     genotype = genotype_lib.load(config.genotype)
-  if not isinstance(genotype, recurrent.RecurrentGenotype):
-    raise errors.ConfigError(
-        f'config.genotype: {config.genotype!r} is not a recurrent cell; the '
-        f'language model takes one of {list(recurrent.RECURRENT_ZOO)}, a '
-        'genotype.json a recurrent search wrote, or its notation.')
+  genotype = recurrent_cell(genotype, config.genotype)
   if corpus is None:
     from nasjax.darts import rnn_search  # pylint: disable=g-import-not-at-top
     corpus = rnn_search.load_corpus(config)

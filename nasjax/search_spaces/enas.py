@@ -203,13 +203,121 @@ class MacroSpace:
     return {'ops': ops, 'skips': skips.astype(np.int32)}
 
 
-def space_of(name: str, size: int | None = None):
-  """'micro' (size: nodes per cell) or 'macro' (size: layers)."""
+# The corrected reference's activation order (enas_lm `_select_function`),
+# so that its published arcs read the same here. The TF code orders them
+# tanh, relu, identity, sigmoid and samples only the first two.
+RECURRENT_OPS = ('tanh', 'relu', 'sigmoid', 'identity')
+OUTPUTS = ('loose_ends', 'all')
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentSpace:
+  """ENAS recurrent cells: node 0 is the fixed highway layer over [x_t,
+  h_{t-1}] (tanh); each of the `num_nodes` later nodes i = 1..N reads one
+  earlier node j < i through its own weights and applies one activation.
+  An arc is the corrected reference's token list, per node `prev, func`
+  (2N tokens); here an int array [N, 2].
+
+  `output` is part of what an arc means: 'loose_ends' (the paper: the mean
+  of the nodes no node reads) or 'all' (the corrected reference code: the
+  mean of nodes 1..N).
+  """
+  num_nodes: int = 8
+  ops: tuple[str, ...] = RECURRENT_OPS
+  output: str = 'loose_ends'
+
+  def __post_init__(self):
+    if self.output not in OUTPUTS:
+      raise ValueError(f'output must be one of {OUTPUTS}, got '
+                       f'{self.output!r}.')
+    if self.num_nodes < 1:
+      raise ValueError(f'num_nodes must be >= 1, got {self.num_nodes}.')
+
+  @property
+  def arc_shape(self) -> tuple[int, int]:
+    return (self.num_nodes, 2)
+
+  @property
+  def num_edges(self) -> int:
+    """(node, predecessor) pairs: each has a weight matrix per op."""
+    return self.num_nodes * (self.num_nodes + 1) // 2
+
+  def offset(self, node: int) -> int:
+    """Index of edge (node, 0) for node >= 1 (node i has i predecessors)."""
+    return node * (node - 1) // 2
+
+  def choices(self) -> tuple[Choice, ...]:
+    out = []
+    for i in range(1, self.num_nodes + 1):
+      out.append(Choice(f'node{i}/input', tuple(range(i))))
+      out.append(Choice(f'node{i}/op', self.ops))
+    return tuple(out)
+
+  def num_architectures(self) -> int:
+    """N! * |ops|^N (the paper's 4^N x N!)."""
+    return math.factorial(self.num_nodes) * len(self.ops) ** self.num_nodes
+
+  def check(self, arc) -> np.ndarray:
+    a = np.asarray(arc)
+    if a.shape != self.arc_shape:
+      if a.size != 2 * self.num_nodes:
+        raise ValueError(f'A recurrent arc of {self.num_nodes} nodes has '
+                         f'{2 * self.num_nodes} tokens, got {a.size}.')
+      a = a.reshape(self.arc_shape)
+    for i in range(1, self.num_nodes + 1):
+      prev, op = (int(t) for t in a[i - 1])
+      if not 0 <= prev < i:
+        raise ValueError(f'node {i}: input {prev} is not one of the {i} '
+                         'earlier nodes.')
+      if not 0 <= op < len(self.ops):
+        raise ValueError(f'node {i}: op {op} is not in 0..'
+                         f'{len(self.ops) - 1}.')
+    return a.astype(np.int32)
+
+  def random_arc(self, rng: np.random.Generator) -> np.ndarray:
+    return np.asarray([[rng.integers(i), rng.integers(len(self.ops))]
+                       for i in range(1, self.num_nodes + 1)], np.int32)
+
+  def loose_ends(self, arc) -> list[int]:
+    """Nodes 1..N that no node reads (node 0 is always read, by node 1)."""
+    a = self.check(arc)
+    used = {int(p) for p in a[:, 0]}
+    return [n for n in range(1, self.num_nodes + 1) if n not in used]
+
+  def concat(self, arc) -> list[int]:
+    """The nodes whose mean is the cell's output."""
+    if self.output == 'all':
+      return list(range(1, self.num_nodes + 1))
+    return self.loose_ends(arc)
+
+  def to_tokens(self, arc) -> np.ndarray:
+    return self.check(arc).reshape(-1)
+
+  def from_tokens(self, tokens) -> np.ndarray:
+    return self.check(tokens)
+
+  def to_genotype(self, arc):
+    """The cell as a `RecurrentGenotype`: what the language model retrains
+    (the discrete cell computes the same function: one weight matrix per
+    node, the output the mean of `concat`)."""
+    from nasjax.genotype import recurrent  # pylint: disable=g-import-not-at-top
+    a = self.check(arc)
+    return recurrent.make([(self.ops[op], int(p)) for p, op in a],
+                          self.concat(a))
+
+
+def space_of(name: str, size: int | None = None, output: str | None = None):
+  """'micro' (size: nodes per cell), 'macro' (size: layers) or 'recurrent'
+  (size: nodes after node 0; output: 'loose_ends' or 'all')."""
   if name == 'micro':
     return MicroSpace() if size is None else MicroSpace(num_nodes=size)
   if name == 'macro':
     return MacroSpace() if size is None else MacroSpace(num_layers=size)
-  raise ValueError(f"Unknown ENAS space {name!r}; valid: 'micro', 'macro'.")
+  if name == 'recurrent':
+    kw = {} if size is None else {'num_nodes': size}
+    return RecurrentSpace(**kw, output=output or 'loose_ends')
+  raise ValueError(f"Unknown ENAS space {name!r}; valid: 'micro', 'macro', "
+                   "'recurrent'.")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -217,7 +325,7 @@ class EnasArc:
   """An ENAS architecture as data: its space and its (checked) arc, the
   counterpart of a DARTS `Genotype` (what a search finds and a final network
   is built from)."""
-  space: 'MicroSpace | MacroSpace'
+  space: 'MicroSpace | MacroSpace | RecurrentSpace'
   arc: Any
 
   def __post_init__(self):
@@ -225,6 +333,8 @@ class EnasArc:
 
   @property
   def kind(self) -> str:
+    if isinstance(self.space, RecurrentSpace):
+      return 'recurrent'
     return 'micro' if isinstance(self.space, MicroSpace) else 'macro'
 
   def to_dict(self) -> dict:
@@ -249,6 +359,11 @@ def to_dict(space, arc) -> dict:
     return {'space': 'micro', 'num_nodes': space.num_nodes,
             'arc': to_string(a), 'normal': a[0].tolist(),
             'reduce': a[1].tolist()}
+  if isinstance(space, RecurrentSpace):
+    a = space.check(arc)
+    return {'space': 'recurrent', 'num_nodes': space.num_nodes,
+            'output': space.output, 'arc': to_string(a),
+            'cell': str(space.to_genotype(a))}
   a = space.check(arc)
   return {'space': 'macro', 'num_layers': space.num_layers,
           'arc': to_string(space.to_tokens(a)), 'ops': a['ops'].tolist(),
@@ -257,16 +372,17 @@ def to_dict(space, arc) -> dict:
 
 def from_dict(d: dict):
   """(space, arc) from `to_dict`'s form (the arc string is authoritative)."""
-  size = d.get('num_nodes') if d.get('space') == 'micro' else d.get(
-      'num_layers')
-  space = space_of(d.get('space'), size)
+  size = d.get('num_layers') if d.get('space') == 'macro' else d.get(
+      'num_nodes')
+  space = space_of(d.get('space'), size, d.get('output'))
   return space, space.from_tokens(from_string(d['arc']))
 
 
 def write_files(space, arc, prefix: str) -> None:
   """`<prefix>.json`, `<prefix>.txt` (the arc string) and pictures: for a
   micro arc the two cells (`<prefix>_normal.svg`, `<prefix>_reduce.svg`,
-  drawn in DARTS notation), for a macro arc the network (`<prefix>.svg`)."""
+  drawn in DARTS notation), for a macro arc the network and for a recurrent
+  arc the cell (`<prefix>.svg`)."""
   import json  # pylint: disable=g-import-not-at-top
   from nasjax import genotype  # pylint: disable=g-import-not-at-top
   d = to_dict(space, arc)
@@ -276,6 +392,11 @@ def write_files(space, arc, prefix: str) -> None:
     f.write(d['arc'] + '\n')
   if isinstance(space, MicroSpace):
     genotype.write_svg(space.to_genotype(arc), prefix)
+    return
+  if isinstance(space, RecurrentSpace):
+    g = space.to_genotype(arc)
+    with open(prefix + '.svg', 'w') as f:
+      f.write(genotype.recurrent_svg(g.recurrent, g.concat))
     return
   a = space.check(arc)
   d = space.num_layers // 3
@@ -317,16 +438,25 @@ ENAS_MACRO = ' '.join((
     '0 1 1 0 0 0 1 1 1 0 1 0 0 0 1 0 1 0 0 1 1 0 0 0'))
 
 
-PUBLISHED = ('ENAS_MICRO', 'ENAS_MACRO')
+# The corrected reference's published PTB cell (enas_lm/README.md), whose
+# output is the mean of all nodes. The same code writes the DARTS cell as
+# '0 2 1 1 1 1 1 3 2 0 5 2 3 0 5 1' (DARTS_V2_RNN).
+ENAS_RNN_LM = '0 2 1 0 2 1 2 2 4 0 5 0 3 2 6 2'
+
+
+PUBLISHED = ('ENAS_MICRO', 'ENAS_MACRO', 'ENAS_RNN_LM')
 
 
 def published(name: str):
-  """(space, arc) of a published ENAS arc: 'ENAS_MICRO' or 'ENAS_MACRO'."""
+  """(space, arc) of a published ENAS arc: 'ENAS_MICRO', 'ENAS_MACRO' or
+  'ENAS_RNN_LM'."""
+  if name == 'ENAS_RNN_LM':
+    space = RecurrentSpace(output='all')
+    return space, space.from_tokens(from_string(ENAS_RNN_LM))
   if name == 'ENAS_MICRO':
     space = MicroSpace()
     return space, space.check(from_string(ENAS_MICRO))
   if name == 'ENAS_MACRO':
     space = MacroSpace(num_layers=24)
     return space, space.from_tokens(from_string(ENAS_MACRO))
-  raise ValueError(f"Unknown ENAS arc {name!r}; valid: 'ENAS_MICRO', "
-                   "'ENAS_MACRO'.")
+  raise ValueError(f'Unknown ENAS arc {name!r}; valid: {PUBLISHED}.')

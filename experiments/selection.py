@@ -28,7 +28,7 @@ def work(config, workdir):
       config, common.device_count(config.search.num_devices),
       common.device_count(config.candidate_train.num_devices))
   d = config.search.data
-  if config.method == 'darts_rnn':
+  if config.method in ('darts_rnn', 'enas_rnn'):
     dataset = rnn_search.load_corpus(config.search)
   else:
     dataset = data.get_dataset(d.name, d.data_dir or None, d.image_shape,

@@ -46,8 +46,13 @@ validation perplexity; `data_dir` is the PTB directory):
                      --config.data_name=ptb --config.data_dir=... (CPU,
                      minutes).
   svr_rnn_tiny       tests.
-Fields: `method` ('darts', 'enas' or 'darts_rnn'), `data_dir` (all stages),
-`search` a darts_search (enas_search, darts_rnn_search) config (search k
+  svr_enas_ptb, svr_enas_rnn_small, svr_enas_rnn_tiny   the same with the
+                     ENAS recurrent search (method 'enas_rnn';
+                     `enas_rnn_search.py`) against uniformly random arcs of
+                     its space.
+Fields: `method` ('darts', 'enas', 'darts_rnn' or 'enas_rnn'), `data_dir`
+(all stages), `search` a darts_search (enas_search, darts_rnn_search,
+enas_rnn_search) config (search k
 uses seed search.seed + k), `candidate_train` and `final_train` darts_train
 (lm_train) configs, `num_searches`, `num_random`, `random_seed`,
 `validation_fraction` (0: candidates are compared on the test split, as a
@@ -61,6 +66,7 @@ import ml_collections
 from nasjax.configs import darts_rnn_search
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
+from nasjax.configs import enas_rnn_search
 from nasjax.configs import enas_search
 from nasjax.configs import lm_train
 
@@ -86,22 +92,28 @@ _ENAS_VARIANTS = {
     'svr_enas_tiny': ('micro_tiny', 'enas_tiny', 'enas_tiny', 1, 1, 0.0,
                       False),
 }
-# Recurrent: variant -> (darts_rnn_search, candidate, final lm_train
-#                        variants, K, M, final).
+# Recurrent: variant -> (method, darts_rnn_search or enas_rnn_search,
+#                        candidate, final lm_train variants, K, M, final).
 _RNN_VARIANTS = {
-    'darts_ptb': ('ptb', 'ptb', 'ptb', 4, 0, True),
-    'svr_ptb': ('ptb', 'ptb', 'ptb', 1, 8, False),
-    'svr_rnn_small': ('synthetic', 'synthetic', 'synthetic', 1, 4, False),
-    'svr_rnn_tiny': ('tiny', 'tiny', 'tiny', 1, 1, False),
+    'darts_ptb': ('darts_rnn', 'ptb', 'ptb', 'ptb', 4, 0, True),
+    'svr_ptb': ('darts_rnn', 'ptb', 'ptb', 'ptb', 1, 8, False),
+    'svr_rnn_small': ('darts_rnn', 'synthetic', 'synthetic', 'synthetic', 1,
+                      4, False),
+    'svr_rnn_tiny': ('darts_rnn', 'tiny', 'tiny', 'tiny', 1, 1, False),
+    'svr_enas_ptb': ('enas_rnn', 'ptb', 'ptb', 'ptb', 1, 8, False),
+    'svr_enas_rnn_small': ('enas_rnn', 'synthetic', 'synthetic', 'synthetic',
+                           1, 4, False),
+    'svr_enas_rnn_tiny': ('enas_rnn', 'tiny', 'tiny', 'tiny', 1, 1, False),
 }
 VARIANTS = tuple(_VARIANTS) + tuple(_ENAS_VARIANTS) + tuple(_RNN_VARIANTS)
 
 
 def _recurrent(arg: str) -> ml_collections.ConfigDict:
-  s, ct, ft, k, m, final = _RNN_VARIANTS[arg]
+  method, s, ct, ft, k, m, final = _RNN_VARIANTS[arg]
   c = ml_collections.ConfigDict()
-  c.method = 'darts_rnn'
-  c.search = darts_rnn_search.get_config(s)
+  c.method = method
+  c.search = (darts_rnn_search if method == 'darts_rnn' else
+              enas_rnn_search).get_config(s)
   c.candidate_train = lm_train.get_config(ct)
   c.final_train = lm_train.get_config(ft)
   # The corpus of every stage: data_name 'ptb' (with data_dir) or
@@ -118,7 +130,7 @@ def _recurrent(arg: str) -> ml_collections.ConfigDict:
   # test split); kept for the shared checks.
   c.validation_fraction = 0.0
   c.final = final
-  if arg in ('darts_ptb', 'svr_ptb'):
+  if arg in ('darts_ptb', 'svr_ptb', 'svr_enas_ptb'):
     c.candidate_train.epochs = 300  # The paper's short training.
   elif arg == 'svr_rnn_tiny':
     c.search.search.arch_mode = 'first_order'

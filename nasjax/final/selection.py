@@ -3,9 +3,10 @@
 One runner serves two protocols (`nasjax.configs.selection`), for DARTS
 (`method='darts'`: DARTS searches, random cells of the DARTS space), for
 ENAS (`method='enas'`: ENAS searches, uniformly random arcs of the same ENAS
-space, trained in ENAS's final networks) and for DARTS recurrent cells
-(`method='darts_rnn'`: recurrent searches, random recurrent cells, trained in
-the language model and compared by validation perplexity, lower is better):
+space, trained in ENAS's final networks) and for recurrent cells
+(`method='darts_rnn'` or `'enas_rnn'`: recurrent searches, random cells of
+the same space, trained in the language model and compared by validation
+perplexity, lower is better):
 
 * the DARTS paper's: search K times with different seeds, train each derived
   cell for a short while, keep the best on held-out data, train it in full
@@ -43,6 +44,7 @@ and writes no results. Without a workdir nothing is written.
 import dataclasses
 import json
 import os
+from typing import Callable
 
 import ml_collections
 import numpy as np
@@ -137,69 +139,116 @@ def _sub(workdir, name):
   return None if workdir is None else os.path.join(workdir, name)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Method:
+  """What differs between the methods: the search, the random
+  architectures of its space, how a candidate is trained and compared."""
+  search: Callable        # (config, workdir, data, progress=) -> result
+  describe: Callable      # search config -> words for the progress line
+  random: Callable        # (space, rng) -> an architecture
+  train: Callable         # (config, workdir, data, arch, progress=)
+  row: Callable           # (train result, metric) -> the row's figures
+  lower_is_better: bool = False
+
+
+def _image_row(out, metric):
+  return {metric: out.test_accuracy}
+
+
+def _lm_row(out, metric):
+  return {metric: out.valid_perplexity, 'test_perplexity': out.test_perplexity}
+
+
+def _methods():
+  from nasjax.enas import lm_search  # pylint: disable=g-import-not-at-top
+  enas_arc = lambda space, rng: enas_space.EnasArc(space,
+                                                   space.random_arc(rng))
+  return {
+      'darts': _Method(search.search, lambda c: c.search.arch_mode,
+                       lambda space, rng: genotype_lib.random_genotype(
+                           space, rng), train.train, _image_row),
+      'enas': _Method(enas_search.search, lambda c: f'ENAS {c.space}',
+                      enas_arc, train.train, _image_row),
+      'darts_rnn': _Method(
+          rnn_search.search, lambda c: f'recurrent, {c.search.arch_mode}',
+          lambda space, rng: recurrent.random_genotype(
+              rng, space.steps, space.primitives[1:]),
+          lm_train.train, _lm_row, lower_is_better=True),
+      'enas_rnn': _Method(lm_search.search, lambda c: 'ENAS recurrent',
+                          enas_arc, lm_train.train, _lm_row,
+                          lower_is_better=True),
+  }
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | None,
-        dataset: pipeline.Dataset, *, progress: str = 'auto'
-        ) -> SelectionResult:
-  """Searches, samples, trains and compares (see the module docstring)."""
+        data, *, progress: str = 'auto') -> SelectionResult:
+  """Searches, samples, trains and compares (see the module docstring).
+
+  `data`: a `pipeline.Dataset` (images), or a `data.ptb.Corpus` for the
+  recurrent methods, whose candidates are compared by the validation
+  perplexity of their language model (the test split is never used for the
+  choice; its perplexity is reported)."""
   config_checks.check_selection_config(config)
   report = progress_lib.Progress(progress)
   if workdir is not None:
     loop.prepare_workdir(workdir)
-  if config.method == 'darts_rnn':
-    return _run_recurrent(config, workdir, dataset, report, progress)
-  fraction = config.validation_fraction
-  compare_on = holdout(dataset, fraction) if fraction > 0 else dataset
-  metric = 'validation_accuracy' if fraction > 0 else 'test_accuracy'
+  method = _methods()[config.method]
+  if method.lower_is_better:
+    metric, compare_on = 'validation_perplexity', data
+    data_name = 'ptb' if data.directory else 'synthetic'
+  else:
+    fraction = config.validation_fraction
+    compare_on = holdout(data, fraction) if fraction > 0 else data
+    metric = 'validation_accuracy' if fraction > 0 else 'test_accuracy'
+    data_name = data.name
 
-  enas = config.method == 'enas'
-  candidates, searches = [], []
+  candidates, searches = {}, []
   for k in range(config.num_searches):
     sc = ml_collections.ConfigDict(config.search.to_dict())
     sc.seed = config.search.seed + k
-    kind = f'ENAS {sc.space}' if enas else sc.search.arch_mode
     report.message(f'Search {k + 1} of {config.num_searches} (seed '
-                   f'{sc.seed}, {kind}).')
-    found = (enas_search.search if enas else search.search)(
-        sc, _sub(workdir, f'search_{k}'), dataset, progress=progress)
+                   f'{sc.seed}, {method.describe(sc)}).')
+    found = method.search(sc, _sub(workdir, f'search_{k}'), data,
+                          progress=progress)
     searches.append(found)
     if found.status != 'completed':
       return SelectionResult('interrupted', f'search_{k}', searches=searches)
-    candidates.append((f'searched_{k}', sc.seed, found.genotype))
+    candidates[f'searched_{k}'] = (sc.seed, found.genotype)
   rng = np.random.default_rng(config.random_seed)
   space = searches[0].space  # num_searches >= 1 (config_checks).
   for i in range(config.num_random):
-    candidates.append((f'random_{i}', None, enas_space.EnasArc(
-        space, space.random_arc(rng)) if enas else
-                       genotype_lib.random_genotype(space, rng)))
+    candidates[f'random_{i}'] = (None, method.random(space, rng))
 
   rows = []
-  for name, seed, g in candidates:
+  for name, (seed, g) in candidates.items():
     report.message(f'Training candidate {name}: {genotype_lib.to_notation(g)}')
-    out = train.train(config.candidate_train, _sub(workdir, f'candidate_{name}'),
-                      compare_on, g, progress=progress)
+    out = method.train(config.candidate_train,
+                       _sub(workdir, f'candidate_{name}'), compare_on, g,
+                       progress=progress)
     if out.status != 'completed':
       return SelectionResult('interrupted', f'candidate_{name}', rows=rows,
                              metric=metric, searches=searches)
     rows.append({'name': name, 'seed': seed,
                  'genotype': genotype_lib.to_dict(g),
-                 metric: out.test_accuracy, 'param_count': out.param_count,
+                 **method.row(out, metric), 'param_count': out.param_count,
                  'train_seconds_this_run': out.summary['wall_seconds']})
 
-  best = max(rows, key=lambda r: r[metric])
+  pick = min if method.lower_is_better else max
+  best = pick(rows, key=lambda r: r[metric])
   final, final_row = None, None
   if config.final:
     report.message(f"Final training of {best['name']}.")
-    final = train.train(config.final_train, _sub(workdir, f"final_{best['name']}"),
-                        dataset, genotype_lib.from_dict(best['genotype']),
-                        progress=progress)
+    final = method.train(config.final_train,
+                         _sub(workdir, f"final_{best['name']}"), data,
+                         candidates[best['name']][1], progress=progress)
     if final.status != 'completed':
       return SelectionResult('interrupted', f"final_{best['name']}", rows=rows,
                              metric=metric, searches=searches, final=final)
-    final_row = {'name': best['name'], 'test_accuracy': final.test_accuracy,
+    test = ('test_perplexity' if method.lower_is_better else 'test_accuracy')
+    final_row = {'name': best['name'], test: getattr(final, test),
                  'param_count': final.param_count}
-
-  return _finish(rows, metric, best, final, final_row, searches, dataset.name,
-                 config, workdir, lower_is_better=False)
+  return _finish(rows, metric, best, final, final_row, searches, data_name,
+                 config, workdir, lower_is_better=method.lower_is_better)
 
 
 def _finish(rows, metric, best, final, final_row, searches, data_name, config,
@@ -224,61 +273,3 @@ def _finish(rows, metric, best, final, final_row, searches, data_name, config,
       f.write(text + '\n')
   return SelectionResult('completed', None, rows, metric, best['name'],
                          searches, final, summary, text)
-
-
-def _run_recurrent(config, workdir, corpus, report, progress
-                   ) -> SelectionResult:
-  """`run` for recurrent cells: `corpus` is a `data.ptb.Corpus`; candidates
-  are compared by the validation perplexity of their language model (the
-  test split is never used for the choice; its perplexity is reported)."""
-  metric = 'validation_perplexity'
-  candidates, searches = [], []
-  for k in range(config.num_searches):
-    sc = ml_collections.ConfigDict(config.search.to_dict())
-    sc.seed = config.search.seed + k
-    report.message(f'Search {k + 1} of {config.num_searches} (seed '
-                   f'{sc.seed}, recurrent, {sc.search.arch_mode}).')
-    found = rnn_search.search(sc, _sub(workdir, f'search_{k}'), corpus,
-                              progress=progress)
-    searches.append(found)
-    if found.status != 'completed':
-      return SelectionResult('interrupted', f'search_{k}', searches=searches)
-    candidates.append((f'searched_{k}', sc.seed, found.genotype))
-  rng = np.random.default_rng(config.random_seed)
-  space = searches[0].space
-  for i in range(config.num_random):
-    candidates.append((f'random_{i}', None, recurrent.random_genotype(
-        rng, space.steps, space.primitives[1:])))
-
-  rows = []
-  for name, seed, g in candidates:
-    report.message(f'Training candidate {name}: {g}')
-    out = lm_train.train(config.candidate_train,
-                         _sub(workdir, f'candidate_{name}'), corpus, g,
-                         progress=progress)
-    if out.status != 'completed':
-      return SelectionResult('interrupted', f'candidate_{name}', rows=rows,
-                             metric=metric, searches=searches)
-    rows.append({'name': name, 'seed': seed, 'genotype': g.to_dict(),
-                 metric: out.valid_perplexity,
-                 'test_perplexity': out.test_perplexity,
-                 'param_count': out.param_count,
-                 'train_seconds_this_run': out.summary['wall_seconds']})
-
-  best = min(rows, key=lambda r: r[metric])
-  final, final_row = None, None
-  if config.final:
-    report.message(f"Final training of {best['name']}.")
-    final = lm_train.train(config.final_train,
-                           _sub(workdir, f"final_{best['name']}"), corpus,
-                           recurrent.from_dict(best['genotype']),
-                           progress=progress)
-    if final.status != 'completed':
-      return SelectionResult('interrupted', f"final_{best['name']}", rows=rows,
-                             metric=metric, searches=searches, final=final)
-    final_row = {'name': best['name'],
-                 'test_perplexity': final.test_perplexity,
-                 'param_count': final.param_count}
-  return _finish(rows, metric, best, final, final_row, searches,
-                 'ptb' if corpus.directory else 'synthetic', config, workdir,
-                 lower_is_better=True)

@@ -28,6 +28,7 @@ from nasjax.enas import controller as controller_lib
 from nasjax.enas import lm_search
 from nasjax.final import lm_train
 from nasjax.search_spaces import enas as enas_space
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -283,6 +284,11 @@ def test_binary_then_resume_equals_uninterrupted(tmp_path):
     results = json.load(f)
   assert results['derive_perplexity'] == pytest.approx(a.perplexity)
   assert np.isfinite(results['random_median_perplexity'])
+  tags = helpers.event_tags(os.path.join(straight, 'tb'))['scalars']
+  for tag in ('train/train_loss', 'train/lr', 'controller/reward',
+              'controller/baseline', 'controller/perplexity',
+              'epoch/valid_perplexity', 'epoch/best_sampled_perplexity'):
+    assert tag in tags, (tag, sorted(tags)[:20])
 
 
 def _child_and_controller(config, devices):

@@ -42,6 +42,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from nasjax.genotype.recurrent import RecurrentGenotype
@@ -373,9 +374,11 @@ def perplexity(ce: float) -> float:
   return math.exp(min(ce, 50.0))
 
 
-def initial_carry(rows: dict[str, int], units: int, dtype=jnp.float32):
-  """Zero hidden states per stream, e.g. {'train': 256, 'val': 256} rows."""
-  return {k: jnp.zeros((n, units), dtype) for k, n in rows.items()}
+def initial_carry(rows: dict[str, int], units: int, dtype=np.float32):
+  """Zero hidden states per stream, e.g. {'train': 256, 'val': 256} rows
+  (host arrays: `parallel.replicate` them, or return them from a jitted
+  init)."""
+  return {k: np.zeros((n, units), dtype) for k, n in rows.items()}
 
 
 def evaluate(model: RNNModel, params, batch_stats, alpha, data, *,

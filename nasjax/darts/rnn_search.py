@@ -96,12 +96,6 @@ def build(config: ml_collections.ConfigDict, vocab_size: int) -> Built:
   return Built(space, model, family, tx, arch_tx, learning_rate)
 
 
-def _zero_carry(config, mesh):
-  rows = {'train': config.batch_size, 'val': config.batch_size}
-  return parallel.replicate(jax.device_get(rnn.initial_carry(
-      rows, config.model.units)), mesh)
-
-
 def init_state(b: Built, config, mesh) -> SearchState:
   k_params, k_alpha, k_state = jax.random.split(jax.random.key(config.seed),
                                                 3)
@@ -193,7 +187,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   # The supernet is evaluated with batch statistics (see the docstring).
   evaluate = jax.jit(functools.partial(rnn.evaluate, b.model, bptt=bptt,
                                        batch_norm_train=True))
-  zero_carry = _zero_carry(config, mesh)
+  zero_carry = parallel.replicate(rnn.initial_carry(
+      {'train': rows, 'val': rows}, config.model.units), mesh)
   windows = functools.lru_cache(maxsize=2)(
       lambda epoch: ptb.search_windows(train.shape[1], bptt, config.seed,
                                        epoch))

@@ -183,8 +183,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                                  opened.checkpointer, opened.history)
   fns = steps(config, b, mesh)
   evaluate = jax.jit(functools.partial(rnn.evaluate, b.model, bptt=bptt))
-  zero_carry = parallel.replicate(jax.device_get(rnn.initial_carry(
-      {'train': rows}, config.model.units)), mesh)
+  zero_carry = parallel.replicate(
+      rnn.initial_carry({'train': rows}, config.model.units), mesh)
   windows = functools.lru_cache(maxsize=2)(
       lambda epoch: ptb.search_windows(train.shape[1], bptt, config.seed,
                                        epoch))

@@ -254,8 +254,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   step_fn = parallel.jit_step(functools.partial(train_step, family=family),
                               mesh)
   evaluate = jax.jit(functools.partial(rnn.evaluate, model, bptt=bptt))
-  zero_carry = parallel.replicate(jax.device_get(
-      rnn.initial_carry({'train': rows}, model.units)), mesh)
+  zero_carry = parallel.replicate(
+      rnn.initial_carry({'train': rows}, model.units), mesh)
   windows = functools.lru_cache(maxsize=2)(
       lambda epoch: epoch_windows(train_data.shape[1], bptt, config.seed,
                                   epoch, max_delta=config.max_seq_len_delta,

@@ -207,12 +207,15 @@ def open_run(workdir: str | None, state, mesh, *, keep: int, expect: dict,
   """Checkpointer, resumed state and history of a run in `workdir`, or a
   fresh start with nothing to save when `workdir` is None.
 
-  `expect` is `resume`'s; `what` names the run in the resume message.
+  `expect` is `resume`'s; `what` names the run in the resume message. The
+  state comes back with `parallel.state_shardings` (`parallel.place`).
   """
   if workdir is None:
-    return Opened(state, int(jax.device_get(state.step)), None, None, [])
+    return Opened(parallel.place(state, mesh), int(jax.device_get(state.step)),
+                  None, None, [])
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), keep)
   state, meta = resume(ckpt, state, mesh, expect=expect)
+  state = parallel.place(state, mesh)
   start = int(jax.device_get(state.step))
   if start:
     report.message(f'Resuming the {what} in {workdir} at step {start} of '

@@ -3,7 +3,8 @@
 Data parallelism with global arrays (the current form of "pmap"): one 1-D mesh
 over every device of every host, axis 'data'. The batch is sharded along its
 first axis; the search state (weights, BatchNorm statistics, alpha, both
-optimiser states) is replicated. Steps are plain `jax.jit` functions with
+optimiser states) is replicated, except a language model's carried hidden
+states, which are sharded by rows like the batch (`state_shardings`). Steps are plain `jax.jit` functions with
 those shardings: XLA inserts the cross-device reductions, so a loss mean or a
 BatchNorm statistic over a sharded batch is already the global one, and the
 step equals the single-device step on the same global batch.
@@ -165,13 +166,45 @@ def replicate(tree, mesh: Mesh):
   return jax.tree.map(put, tree)
 
 
+def state_shardings(state, mesh: Mesh):
+  """The shardings of a state: replicated, except the hidden states a
+  language model carries from window to window (`state.carry`, [rows, units]
+  per stream), which are sharded by rows with the batch they belong to."""
+  rep = replicated(mesh)
+  out = jax.tree.map(lambda _: rep, state)
+  if getattr(state, 'carry', None):
+    out = out.replace(carry=jax.tree.map(lambda _: batch_sharding(mesh),
+                                         state.carry))
+  return out
+
+
+def place(state, mesh: Mesh):
+  """A replicated state (or one of host values) with `state_shardings`: its
+  carried hidden states sharded by rows. Each host cuts its rows from its
+  full copy, so nothing crosses hosts."""
+  if not getattr(state, 'carry', None):
+    return state
+  sharding = batch_sharding(mesh)
+
+  def put(x):
+    host = np.asarray(x.addressable_data(0) if isinstance(x, jax.Array)
+                      else x)
+    return jax.make_array_from_callback(host.shape, sharding,
+                                        lambda idx: host[idx])
+
+  return state.replace(carry=jax.tree.map(put, state.carry))
+
+
 def jit_step(fn: Callable, mesh: Mesh, *, num_batches: int = 1,
-             donate: bool = True, batch_axis: int = 0) -> Callable:
-  """jit(fn(state, *batches)) with state replicated and batches sharded
-  along `batch_axis`."""
+             donate: bool = True, batch_axis: int = 0,
+             state=None) -> Callable:
+  """jit(fn(state, *batches)) with the state replicated (or, given a `state`
+  to take them from, with its `state_shardings`) and batches sharded along
+  `batch_axis`; the metrics come back replicated."""
   rep, data = replicated(mesh), batch_sharding(mesh, batch_axis)
-  return jax.jit(fn, in_shardings=(rep,) + (data,) * num_batches,
-                 out_shardings=(rep, rep),
+  st = rep if state is None else state_shardings(state, mesh)
+  return jax.jit(fn, in_shardings=(st,) + (data,) * num_batches,
+                 out_shardings=(st, rep),
                  donate_argnums=(0,) if donate else ())
 
 

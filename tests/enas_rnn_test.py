@@ -295,8 +295,8 @@ def _child_and_controller(config, devices):
   corpus = rnn_search.load_corpus(config)
   mesh = parallel.make_mesh(devices)
   b = lm_search.build(config, corpus.vocab_size)
-  fns = lm_search.steps(config, b, mesh)
-  state = lm_search.init_state(b, config, mesh)
+  state = parallel.place(lm_search.init_state(b, config, mesh), mesh)
+  fns = lm_search.steps(config, b, mesh, state)
   data = ptb.batchify(corpus.train, config.batch_size)
   x, y = ptb.window(data, 0, config.bptt)
   state, m1 = fns.child(state, parallel.shard_batch(
@@ -306,12 +306,14 @@ def _child_and_controller(config, devices):
                  for k in range(2)))
   state, m2 = fns.controller(state, parallel.shard_batch(
       {'inputs': np.stack(xs), 'targets': np.stack(ys)}, mesh, 1))
+  spec = state.carry['train'].sharding.spec  # The rows' sharding, kept.
+  assert spec == parallel.batch_sharding(mesh).spec, spec
   return jax.device_get(state.checkpoint_items()), jax.device_get((m1, m2))
 
 
 def test_8_devices_equal_1():
-  """A child step (hidden state carried) and a controller update with the
-  rows sharded over 8 devices equal the 1-device ones."""
+  """A child step (hidden state carried, sharded by rows) and a controller
+  update with the rows sharded over 8 devices equal the 1-device ones."""
   config = _tiny()
   one, m_one = _child_and_controller(config, 1)
   eight, m_eight = _child_and_controller(config, 8)

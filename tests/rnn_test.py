@@ -344,8 +344,10 @@ def test_two_window_lengths_compile_two_programs_and_scale_the_update():
 @pytest.mark.parametrize('staged', [False, True])
 def test_eight_devices_equal_one(staged):
   """The exact second-order recurrent step on 8 devices (rows sharded; one
-  program, or staged as for the CNN) equals the 1-device step: weights,
-  alpha, BatchNorm statistics and both streams' hidden states."""
+  program with the hidden states sharded by rows as the loop runs it, or
+  staged as for the CNN with everything but the batch replicated) equals
+  the 1-device step: weights, alpha, BatchNorm statistics and both streams'
+  hidden states."""
   kw = dict(model=FAMILY, arch_mode='second_order')
   tb, vb = _batch(1, rows=8), _batch(2, rows=8)
   results = []
@@ -355,11 +357,15 @@ def test_eight_devices_equal_one(staged):
     if staged and n == 8:
       step = step_lib.staged_search_step(parallel.stage_jitter(mesh), **kw)
     else:
+      state = parallel.place(state, mesh)
       step = parallel.jit_step(functools.partial(step_lib.search_step, **kw),
-                               mesh, num_batches=2)
+                               mesh, num_batches=2, state=state)
     new, metrics = step(state, parallel.shard_batch(tb, mesh),
                         parallel.shard_batch(vb, mesh))
     assert bool(metrics['finite'])
+    if not staged and n == 8:  # The carry stays with its rows.
+      for h in new.carry.values():
+        assert h.sharding.spec == parallel.batch_sharding(mesh).spec
     items = dict(new.checkpoint_items(), rng=jax.random.key_data(new.rng))
     assert 'carry' in items
     results.append(jax.device_get((items, metrics)))

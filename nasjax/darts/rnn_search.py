@@ -183,12 +183,13 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                         arch_mode=s.arch_mode, learning_rate=b.learning_rate,
                         fd_radius=s.fd_radius,
                         second_order_impl=s.second_order_impl),
-      mesh, num_batches=2)
+      mesh, num_batches=2, state=state)
   # The supernet is evaluated with batch statistics (see the docstring).
   evaluate = jax.jit(functools.partial(rnn.evaluate, b.model, bptt=bptt,
                                        batch_norm_train=True))
-  zero_carry = parallel.replicate(rnn.initial_carry(
-      {'train': rows, 'val': rows}, config.model.units), mesh)
+  zero_carry = parallel.shard_batch(rnn.initial_carry(
+      {'train': rows // pcount, 'val': rows // pcount}, config.model.units),
+                                    mesh)
   windows = functools.lru_cache(maxsize=2)(
       lambda epoch: ptb.search_windows(train.shape[1], bptt, config.seed,
                                        epoch))

@@ -466,6 +466,9 @@ def staged_search_step(jit_stage: Callable, *, model,
     model, preprocess, arch_mode, learning_rate, fd_radius: as `search_step`
       ('second_order' is the exact, 'hvp' form).
 
+  The state is replicated (`parallel.replicate`; a language model's hidden
+  states too, unlike `parallel.place`).
+
   Returns:
     step(state, train_batch, val_batch) -> (state, metrics), with
     `step.stages`, the compiled stages by name (for inspection and tests),

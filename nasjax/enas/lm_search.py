@@ -113,8 +113,9 @@ def init_state(b: Built, config, mesh) -> step_lib.EnasState:
   return parallel.jit_init(init, mesh)()
 
 
-def steps(config, b: Built, mesh) -> enas_search.Steps:
-  """The jitted child, controller, scoring and sampling functions."""
+def steps(config, b: Built, mesh, state) -> enas_search.Steps:
+  """The jitted child, controller, scoring and sampling functions (`state`
+  gives the state's shardings: `parallel.state_shardings`)."""
   c = config.controller
   child = functools.partial(step_lib.lm_child_step, family=b.family,
                             space=b.space, controller_config=b.controller)
@@ -131,9 +132,10 @@ def steps(config, b: Built, mesh) -> enas_search.Steps:
       params, jax.random.split(key, n))
   rep = parallel.replicated(mesh)
   return enas_search.Steps(
-      parallel.jit_step(child, mesh),
-      parallel.jit_step(ctrl, mesh, batch_axis=1),
-      jax.jit(score, in_shardings=(rep, rep, parallel.batch_sharding(mesh)),
+      parallel.jit_step(child, mesh, state=state),
+      parallel.jit_step(ctrl, mesh, batch_axis=1, state=state),
+      jax.jit(score, in_shardings=(parallel.state_shardings(state, mesh), rep,
+                                   parallel.batch_sharding(mesh)),
               out_shardings=rep),
       jax.jit(sample, out_shardings=rep), n)
 
@@ -181,10 +183,10 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                          what='search', total_steps=total_steps)
   state, start, ckpt, records = (opened.state, opened.start,
                                  opened.checkpointer, opened.history)
-  fns = steps(config, b, mesh)
+  fns = steps(config, b, mesh, state)
   evaluate = jax.jit(functools.partial(rnn.evaluate, b.model, bptt=bptt))
-  zero_carry = parallel.replicate(
-      rnn.initial_carry({'train': rows}, config.model.units), mesh)
+  zero_carry = parallel.shard_batch(
+      rnn.initial_carry({'train': rows // pcount}, config.model.units), mesh)
   windows = functools.lru_cache(maxsize=2)(
       lambda epoch: ptb.search_windows(train.shape[1], bptt, config.seed,
                                        epoch))

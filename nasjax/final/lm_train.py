@@ -252,10 +252,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   val_losses = list((opened.meta or {}).get('val_losses', []))
 
   step_fn = parallel.jit_step(functools.partial(train_step, family=family),
-                              mesh)
+                              mesh, state=state)
   evaluate = jax.jit(functools.partial(rnn.evaluate, model, bptt=bptt))
-  zero_carry = parallel.replicate(
-      rnn.initial_carry({'train': rows}, model.units), mesh)
+  zero_carry = parallel.shard_batch(
+      rnn.initial_carry({'train': rows // pcount}, model.units), mesh)
   windows = functools.lru_cache(maxsize=2)(
       lambda epoch: epoch_windows(train_data.shape[1], bptt, config.seed,
                                   epoch, max_delta=config.max_seq_len_delta,

@@ -41,7 +41,7 @@ MODES=${MODES:-weights,first_order,second_order}
 SEARCH_PRESET=${SEARCH_PRESET:-cifar10}
 SEARCH_STEPS=${SEARCH_STEPS:-300}
 ENAS_SPECS=${ENAS_SPECS:-micro:20/6/160 macro:36/12/128}
-RNN_SPECS=${RNN_SPECS:-second_order:10000/300/256/35 retrain:10000/850/64/35}
+RNN_SPECS=${RNN_SPECS:-second_order:10000/300/256/35 retrain:10000/850/64/35 enas_child:10000/200/128/35}
 
 backend=$($PY -c 'import jax; print(jax.default_backend())' 2>/dev/null)
 if [ "$backend" = "cpu" ] || [ -z "$backend" ]; then

@@ -1,7 +1,9 @@
-r"""Times the recurrent DARTS search step and the language model's weight step.
+r"""Times the recurrent search steps (DARTS, ENAS) and the language model's
+weight step.
 
   python benchmarks/rnn_step.py --mode=second_order --size=10000/300/256/35
   python benchmarks/rnn_step.py --mode=retrain --size=10000/850/64/35
+  python benchmarks/rnn_step.py --mode=enas_child --size=10000/200/128/35
 
 --size is vocab/units/batch/bptt. Modes:
 
@@ -14,6 +16,10 @@ r"""Times the recurrent DARTS search step and the language model's weight step.
   language model with the DARTS_V2 cell; the papers' retraining size is
   10000/850/64/35. The averaged-SGD bookkeeping of a full retraining is not
   included.
+* enas_child: one ENAS shared-weight step (`enas.step.lm_child_step`: the
+  controller samples an 8-node cell, the shared cell trains on it; clip
+  0.1); the corrected reference's search size is 10000/200/128/35. The
+  retrain mode at the same size is the fixed cell's step to compare with.
 
 Prints one JSON line: compile seconds, median step milliseconds over
 --steps steps after a warm-up, tokens per second (batch x bptt per step, the
@@ -33,7 +39,8 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 _MODE = flags.DEFINE_enum('mode', 'first_order',
-                          ['first_order', 'second_order', 'retrain'], 'Step.')
+                          ['first_order', 'second_order', 'retrain',
+                           'enas_child'], 'Step.')
 _SIZE = flags.DEFINE_string('size', '1000/64/32/35',
                             'vocab/units/batch/bptt.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps (median).')
@@ -61,11 +68,19 @@ def main(argv):
     model = rnn.RNNModel(vocab, units, genotype=recurrent.DARTS_V2_RNN,
                          dropout_e=0.1)
     alpha, weight_decay = {}, 8e-7
+  elif mode == 'enas_child':
+    from nasjax.enas import controller as controller_lib  # pylint: disable=g-import-not-at-top
+    from nasjax.enas import step as enas_step  # pylint: disable=g-import-not-at-top
+    from nasjax.search_spaces import enas as enas_space  # pylint: disable=g-import-not-at-top
+    shared = enas_space.RecurrentSpace()
+    model = rnn.RNNModel(vocab, units, shared=shared, dropout_e=0.1)
+    alpha, weight_decay = jnp.zeros(shared.arc_shape, jnp.int32), 8e-7
   else:
     model = rnn.RNNModel(vocab, units)
     alpha, weight_decay = rnn.init_alpha(space, jax.random.key(0)), 5e-7
   family = rnn.LanguageModel(model, bptt=bptt)
-  tx = optax.chain(optax.clip_by_global_norm(0.25),
+  tx = optax.chain(optax.clip_by_global_norm(
+      0.1 if mode == 'enas_child' else 0.25),
                    optax.add_decayed_weights(weight_decay), optax.sgd(20.0))
   tokens = np.random.default_rng(0).integers(0, vocab, (batch, bptt + 1),
                                              dtype=np.int32)
@@ -74,7 +89,15 @@ def main(argv):
 
   def init():
     v = model.init(jax.random.key(1), b['inputs'][:2],
-                   jnp.zeros((2, units)), alpha or None)
+                   jnp.zeros((2, units)),
+                   None if isinstance(alpha, dict) and not alpha else alpha)
+    if mode == 'enas_child':
+      return enas_step.EnasState.create(
+          params=v['params'], batch_stats={},
+          controller_params=controller_lib.init(
+              jax.random.key(3), shared, controller_lib.RECURRENT),
+          tx=tx, controller_tx=optax.adam(5e-5), rng=jax.random.key(2),
+          carry=rnn.initial_carry({'train': batch}, units))
     return SearchState.create(
         params=v['params'], batch_stats=v.get('batch_stats', {}),
         alpha=alpha, tx=tx, arch_tx=optax.adam(3e-3), rng=jax.random.key(2),
@@ -83,6 +106,11 @@ def main(argv):
   state = jax.jit(init)()
   if mode == 'retrain':
     fn = functools.partial(step_lib.weight_step, model=family)
+    args = (b,)
+  elif mode == 'enas_child':
+    fn = functools.partial(enas_step.lm_child_step, family=family,
+                           space=shared,
+                           controller_config=controller_lib.RECURRENT)
     args = (b,)
   else:
     fn = functools.partial(step_lib.search_step, model=family,

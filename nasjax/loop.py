@@ -82,6 +82,18 @@ class Result:
   step_times: list[float]
   last_epoch: dict[str, float]     # mean metrics of the last full epoch
 
+  def summary(self, total_steps: int, t0: float, devices: int) -> dict:
+    """The entries every results.json starts with (`t0`: the run's
+    `time.time()` at its start)."""
+    return {
+        'status': self.status, 'start_step': self.start,
+        'step': int(jax.device_get(self.state.step)),
+        'total_steps': total_steps, 'last_checkpoint': self.last_checkpoint,
+        'wall_seconds': time.time() - t0,
+        'median_step_seconds': (float(np.median(self.step_times))
+                                if self.step_times else None),
+        'devices': int(devices), 'last_epoch_metrics': self.last_epoch}
+
 
 class _Metrics:
   """Accumulates host metrics per epoch; writes them to TensorBoard."""

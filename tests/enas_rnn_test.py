@@ -359,3 +359,34 @@ def test_search_vs_random_through_the_api(tmp_path):
   assert all(np.isfinite(v) and v > 1 for v in values.values())
   searched = genotype_lib.from_dict(result.rows[0]['genotype'])
   assert searched == result.searches[0].genotype
+
+
+def test_non_finite_steps_leave_the_state_unchanged():
+  """A NaN in the shared weights (child step) or in the controller's
+  weights (controller update): the step reports finite=False and every
+  checkpointed array, the hidden state included, stays as it was."""
+  config = _tiny()
+  corpus = rnn_search.load_corpus(config)
+  mesh = parallel.make_mesh(1)
+  b = lm_search.build(config, corpus.vocab_size)
+  state = parallel.place(lm_search.init_state(b, config, mesh), mesh)
+  fns = lm_search.steps(config, b, mesh, state)
+  data = ptb.batchify(corpus.train, config.batch_size)
+  x, y = ptb.window(data, 0, config.bptt)
+  windows = {'inputs': np.stack([x, x]), 'targets': np.stack([y, y])}
+  fresh = lambda: jax.tree.map(jnp.copy, state)  # The steps donate it.
+  bad_child, bad_ctrl = fresh(), fresh()
+  bad_child = bad_child.replace(params=dict(
+      bad_child.params,
+      embedding=bad_child.params['embedding'].at[0, 0].set(jnp.nan)))
+  ctrl = bad_ctrl.controller
+  bad_ctrl = bad_ctrl.replace(controller=ctrl.replace(params=dict(
+      ctrl.params, w_emb=ctrl.params['w_emb'].at[0, 0].set(jnp.nan))))
+  for bad, fn, batch, axis in (
+      (bad_child, fns.child, {'inputs': x, 'targets': y}, 0),
+      (bad_ctrl, fns.controller, windows, 1)):
+    before = jax.device_get(bad.checkpoint_items())
+    after, metrics = fn(bad, parallel.shard_batch(batch, mesh, axis))
+    assert not bool(metrics['finite'])
+    chex.assert_trees_all_equal(jax.device_get(after.checkpoint_items()),
+                                before)

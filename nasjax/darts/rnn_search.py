@@ -37,7 +37,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from nasjax import config_checks
@@ -268,22 +267,14 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                     checkpoint_every=config.checkpoint_every_steps,
                     report=report, resumed_meta=opened.meta,
                     first_step_compiles=what)
-  state, step_times = result.state, result.step_times
+  state = result.state
   if writer is not None:
     writer.close()
   g = derive(state)
   last = records[-1].train if records else {}
-  summary = {
-      'status': result.status, 'start_step': result.start,
-      'step': int(jax.device_get(state.step)), 'total_steps': total_steps,
-      'last_checkpoint': result.last_checkpoint,
-      'wall_seconds': time.time() - t0,
-      'median_step_seconds': (float(np.median(step_times)) if step_times
-                              else None),
-      'devices': int(mesh.devices.size), 'genotype': g.to_dict(),
-      'valid_perplexity': last.get('valid_perplexity'),
-      'last_epoch_metrics': result.last_epoch,
-  }
+  summary = {**result.summary(total_steps, t0, mesh.devices.size),
+             'genotype': g.to_dict(),
+             'valid_perplexity': last.get('valid_perplexity')}
   out = RnnSearchResult(result.status, g, records, state, b.space, summary,
                         workdir)
   if result.status != 'completed' or workdir is None or pidx != 0:

@@ -284,24 +284,14 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                     checkpoint_every=config.checkpoint_every_steps,
                     report=report, resumed_meta=opened.meta,
                     first_step_compiles=None if staged else what)
-  state, step_times = result.state, result.step_times
+  state = result.state
   if writer is not None:
     writer.close()
 
   alpha = parallel.to_host(state.alpha)
   g = genotype_lib.from_alpha(alpha, space)
-  summary = {
-      'status': result.status,
-      'start_step': result.start,
-      'step': int(jax.device_get(state.step)),
-      'total_steps': total_steps,
-      'last_checkpoint': result.last_checkpoint,
-      'wall_seconds': time.time() - t0,
-      'median_step_seconds': float(np.median(step_times)) if step_times else None,
-      'devices': int(mesh.devices.size),
-      'genotype': genotype_lib.to_dict(g),
-      'last_epoch_metrics': result.last_epoch,
-  }
+  summary = {**result.summary(total_steps, t0, mesh.devices.size),
+             'genotype': genotype_lib.to_dict(g)}
   out = SearchResult(result.status, g, records, state, space, summary, workdir)
   if result.status != 'completed' or workdir is None or pidx != 0:
     return out  # Not finished (or nowhere to write): no final files.

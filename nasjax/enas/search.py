@@ -450,15 +450,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                     report=report, resumed_meta=opened.meta,
                     first_step_compiles=what)
   state = result.state
-  summary = {
-      'status': result.status, 'space': config.space,
-      'start_step': result.start, 'step': int(jax.device_get(state.step)),
-      'total_steps': total_steps, 'last_checkpoint': result.last_checkpoint,
-      'wall_seconds': time.time() - t0,
-      'median_step_seconds': (float(np.median(result.step_times))
-                              if result.step_times else None),
-      'devices': int(n_dev), 'last_epoch_metrics': result.last_epoch,
-  }
+  summary = {**result.summary(total_steps, t0, n_dev),
+             'space': config.space}
   if result.status != 'completed':
     if writer is not None:
       writer.close()

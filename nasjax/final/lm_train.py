@@ -342,19 +342,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   if result.status == 'completed':
     test_ce = float(evaluate(state.eval_params(), {}, None, test))
   summary = {
-      'status': result.status, 'start_step': result.start,
-      'step': int(jax.device_get(state.step)), 'total_steps': total_steps,
-      'last_checkpoint': result.last_checkpoint,
-      'wall_seconds': time.time() - t0, 'param_count': count,
-      'genotype': genotype.to_dict(),
+      **result.summary(total_steps, t0, mesh.devices.size),
+      'param_count': count, 'genotype': genotype.to_dict(),
       'averaging': bool(jax.device_get(state.averaging)),
       'averaged_steps': int(jax.device_get(state.average_count)),
       'valid_perplexity': (None if valid_ce is None else
                            rnn.perplexity(valid_ce)),
       'test_perplexity': (None if test_ce is None else
                           rnn.perplexity(test_ce)),
-      'median_step_seconds': (float(np.median(result.step_times))
-                              if result.step_times else None),
   }
   if writer is not None:
     if test_ce is not None:

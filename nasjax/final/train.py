@@ -319,21 +319,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
                         f'the training step (C={config.model.channels}, '
                         f'{_depth(config, genotype)}, batch '
                         f'{config.batch_size})'))
-  step = int(jax.device_get(result.state.step))
-  summary = {
-      'status': result.status,
-      'start_step': result.start,
-      'step': step,
-      'total_steps': total_steps,
-      'last_checkpoint': result.last_checkpoint,
-      **counts,
-      'wall_seconds': time.time() - t0,
-      'median_step_seconds': (float(np.median(result.step_times))
-                              if result.step_times else None),
-      'devices': int(mesh.devices.size),
-      'genotype': genotype_lib.to_dict(genotype),
-      'last_epoch_metrics': result.last_epoch,
-  }
+  summary = {**result.summary(total_steps, t0, mesh.devices.size), **counts,
+             'genotype': genotype_lib.to_dict(genotype)}
+  step = summary['step']
   out = TrainResult(result.status, None, None, counts['param_count'], records,
                     result.state, genotype, summary, workdir)
   if result.status != 'completed':

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nasjax import checkpoint
 from nasjax import config_checks
 from nasjax import configs
 from nasjax import errors
@@ -235,10 +234,7 @@ def _restore(workdir, config):
   corpus = rnn_search.load_corpus(config)
   b = lm_search.build(config, corpus.vocab_size)
   template = lm_search.init_state(b, config, parallel.make_mesh(1))
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  state, meta = ckpt.restore_latest(template)
-  ckpt.close()
-  return state, meta
+  return helpers.restore_latest(workdir, template)
 
 
 def test_binary_then_resume_equals_uninterrupted(tmp_path):

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import nasjax
-from nasjax import checkpoint
 from nasjax import data
 from nasjax import parallel
 from nasjax.configs import enas_search as configs
@@ -32,10 +31,7 @@ def _setup(config, devices=1):
 def _restore(workdir, config):
   ds, mesh, s = _setup(config)
   template = search.init_state(s, ds.image_shape, config.seed, mesh)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  state, meta = ckpt.restore_latest(template)
-  ckpt.close()
-  return state, meta
+  return helpers.restore_latest(workdir, template)
 
 
 def test_binary_then_resume_equals_uninterrupted(tmp_path):

@@ -14,7 +14,6 @@ from nasjax import data
 from nasjax.data import pipeline
 from nasjax.configs import darts_train as configs
 from nasjax import augment
-from nasjax import checkpoint
 from nasjax import genotype as G
 from nasjax.final import train
 from tests import helpers
@@ -35,10 +34,7 @@ def _restore(workdir, config):
   model, tx, _, _, _ = train.build(config, ds, GENOTYPE, 10)
   template = train.init_state(model, tx, ds.image_shape, 0,
                               train.parallel.make_mesh(1))
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  state, meta = ckpt.restore_latest(template)
-  ckpt.close()
-  return state, meta
+  return helpers.restore_latest(workdir, template)
 
 
 def test_resume_equals_uninterrupted(tmp_path):

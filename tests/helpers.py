@@ -149,3 +149,14 @@ def run_binary(binary: str, variant: str, *args: str, timeout: int = 900,
        f'--config={config}:{variant}', *args], capture_output=True,
       text=True, env=dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT, **env),
       timeout=timeout, check=False)
+
+
+def restore_latest(workdir: str, template):
+  """(state, metadata) of the newest checkpoint in `workdir`, restored into
+  `template`'s structure."""
+  from nasjax import checkpoint  # pylint: disable=g-import-not-at-top
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  try:
+    return ckpt.restore_latest(template)
+  finally:
+    ckpt.close()

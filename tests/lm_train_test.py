@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nasjax import checkpoint
 from nasjax import configs
 from nasjax import errors
 from nasjax import genotype as genotype_lib
@@ -22,6 +21,7 @@ from nasjax.darts import rnn
 from nasjax.darts import rnn_search
 from nasjax.data import ptb
 from nasjax.final import lm_train
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,10 +116,7 @@ def _restore(workdir, config):
       params=v['params'], tx=tx, rng=jax.random.key(0),
       carry=rnn.initial_carry({'train': config.batch_size}, model.units)),
                                 parallel.make_mesh(1))
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  state, meta = ckpt.restore_latest(template)
-  ckpt.close()
-  return model, state, meta
+  return (model,) + helpers.restore_latest(workdir, template)
 
 
 def test_binary_then_resume_equals_uninterrupted_and_evaluates_the_average(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures a GPU or TPU host in one command, in under 14 minutes (each part
-# has a time limit: install 90 s, step timings 200 + 60 s, ENAS steps
-# 2 x 120 s, recurrent steps 2 x 60 s, search 120 s):
+# has a time limit: install 90 s, step timings 180 + 50 s, ENAS steps
+# 2 x 90 s, recurrent steps 3 x 45 s, ImageNet input 75 s, search 120 s):
 #
 #   bash benchmarks/accelerator_check.sh [OUT.jsonl]
 #
@@ -17,9 +17,12 @@
 #    micro and macro, at the reference's search sizes
 #    (benchmarks/enas_step.py).
 # 4. Times the recurrent search step (exact second order) at the papers'
-#    search size and the language model's weight step at the retraining
-#    size (benchmarks/rnn_step.py).
-# 5. Runs a short real search through the library: the paper's search
+#    search size, the language model's weight step at the retraining
+#    size and ENAS's shared recurrent child (benchmarks/rnn_step.py).
+# 5. Times the ImageNet input pipeline on this host's cores (random JPEGs,
+#    or the prepared TFDS directory $IMAGENET_DIR) and the mobile network's
+#    training step at the same batch (benchmarks/input_pipeline.py).
+# 6. Runs a short real search through the library: the paper's search
 #    config (C=16, 8 cells, batch 64, exact second order) for 300 steps on
 #    CIFAR-10 if $CIFAR10_DIR names the extracted python batches, else on
 #    random 32x32 images of the same shape (the step does not depend on the
@@ -60,23 +63,28 @@ step_check() {  # time limit, then darts_step.py flags
   budget "$1" $PY benchmarks/darts_step.py --steps=5 "${@:2}" \
     | sed 's/^{/{"check": "step", /' | tee -a "$OUT"
 }
-step_check 200 --sizes="$SIZES" --modes="$MODES" --depthwise_impl=grouped
-step_check 60 --sizes="${SIZES##*,}" --modes=weights --depthwise_impl=shift
+step_check 180 --sizes="$SIZES" --modes="$MODES" --depthwise_impl=grouped
+step_check 50 --sizes="${SIZES##*,}" --modes=weights --depthwise_impl=shift
 
 # ENAS: the shared child's step against the fixed network of the same arc,
 # at the reference's search sizes (one JSON line per arc, then a summary).
 for spec in $ENAS_SPECS; do
-  budget 120 $PY benchmarks/enas_step.py --space="${spec%%:*}" \
+  budget 90 $PY benchmarks/enas_step.py --space="${spec%%:*}" \
     --size="${spec##*:}" --arcs=2 --steps=5 \
     | sed 's/^{/{"check": "enas_step", /' | tee -a "$OUT"
 done
 
 # Recurrent cells: the search step and the language model's weight step.
 for spec in $RNN_SPECS; do
-  budget 60 $PY benchmarks/rnn_step.py --mode="${spec%%:*}" \
+  budget 45 $PY benchmarks/rnn_step.py --mode="${spec%%:*}" \
     --size="${spec##*:}" --steps=5 \
     | sed 's/^{/{"check": "rnn_step", /' | tee -a "$OUT"
 done
+
+# ImageNet: the host's input pipeline (random JPEGs unless IMAGENET_DIR is
+# a prepared TFDS directory) and the mobile network's training step.
+budget 75 $PY benchmarks/input_pipeline.py --workers=0 --batch=128 \
+  --batches=5 ${IMAGENET_DIR:+--data_dir=$IMAGENET_DIR} | tee -a "$OUT"
 
 SEARCH_PRESET=$SEARCH_PRESET SEARCH_STEPS=$SEARCH_STEPS \
   budget 120 $PY - <<'PYEOF' | tee -a "$OUT"

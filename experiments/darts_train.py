@@ -38,8 +38,10 @@ def work(config, workdir):
   config_checks.check_train_config(config,
                                    common.device_count(config.num_devices))
   genotype = genotype_lib.load(config.genotype)
+  stream = {k: config.data[k] for k in ('workers', 'prefetch')
+            if k in config.data}
   dataset = data.get_dataset(config.data.name, config.data.data_dir or None,
-                             config.data.image_shape)
+                             config.data.image_shape, stream=stream or None)
   result = train.train(config, workdir, dataset, genotype)
   if result.status == 'completed':
     print(f'test accuracy {result.test_accuracy:.4f}, '

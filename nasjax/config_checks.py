@@ -114,6 +114,9 @@ def check_train_config(config, devices: int | None = None,
   if f.get('model.kind') == 'enas':
     f.check(f.get('model.channels') % 2 == 0, 'model.channels',
             'must be even (factorised reductions halve it).')
+  if 'workers' in config.data:  # A streaming dataset (ImageNet).
+    f.at_least(0, 'data.workers')
+    f.at_least(1, 'data.prefetch')
 
 
 ENAS_SPACES = ('micro', 'macro')

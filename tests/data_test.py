@@ -70,6 +70,7 @@ def test_search_split_and_deterministic_resumable_batches():
     next(pipeline.batches(train, 32, seed=0, process_count=3))
 
 
-def test_imagenet_says_the_pipeline_is_missing():
-  with pytest.raises(data.DataError, match='streaming input pipeline'):
-    data.get_dataset('tfds:imagenet2012', '/nonexistent')
+def test_unprepared_imagenet_names_the_directory(tmp_path):
+  where = str(tmp_path / 'tfds')
+  with pytest.raises(data.DataError, match=f'imagenet2012.*{where}'):
+    data.get_dataset('tfds:imagenet2012', where)

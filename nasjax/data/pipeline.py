@@ -15,6 +15,7 @@ Synopsis:
 """
 
 import dataclasses
+import functools
 from typing import Iterator
 
 import numpy as np
@@ -42,11 +43,15 @@ class Split:
   def __len__(self):
     return len(self.labels)
 
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.images.shape[1:])
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   name: str
-  train: Split
+  train: Split          # or a `streaming.StreamingSplit` (read lazily)
   test: Split
   num_classes: int
   mean: tuple[float, ...]  # per channel, of images / 255
@@ -54,7 +59,7 @@ class Dataset:
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
-    return tuple(self.train.images.shape[1:])
+    return tuple(self.train.image_shape)
 
 
 def check_image_shape(ds: Dataset, image_shape) -> None:
@@ -96,21 +101,56 @@ def batches(split: Split, global_batch: int, *, seed: int, start_step: int = 0,
     start_step: first step to yield (resume position).
     process_index, process_count: this host and the number of hosts.
   """
+  _check_hosts(global_batch, process_count)
+  if hasattr(split, 'stream_batches'):  # A streaming split reads lazily.
+    yield from split.stream_batches(
+        global_batch, seed=seed, start_step=start_step,
+        process_index=process_index, process_count=process_count)
+    return
+  steps_per_epoch(split, global_batch)
+  step = start_step
+  while True:
+    idx = batch_indices(len(split), global_batch, seed, step, process_index,
+                        process_count)
+    yield step, {'image': split.images[idx], 'label': split.labels[idx]}
+    step += 1
+
+
+def _check_hosts(global_batch: int, process_count: int) -> None:
   if global_batch % process_count:
     raise DataError(f'Global batch {global_batch} does not divide across '
                     f'{process_count} hosts.')
+
+
+@functools.lru_cache(maxsize=2)
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batch_indices(n: int, global_batch: int, seed: int, step: int,
+                  process_index: int = 0, process_count: int = 1
+                  ) -> np.ndarray:
+  """This host's example indices (sorted) of training step `step`: epoch
+  step // (n // global_batch) permutes the n examples with seed [seed,
+  epoch]; each step takes the next global batch, each host its slice."""
+  per_epoch = n // global_batch
+  epoch, k = divmod(step, per_epoch)
+  idx = _permutation(n, seed, epoch)[k * global_batch:(k + 1) * global_batch]
   per_host = global_batch // process_count
-  per_epoch = steps_per_epoch(split, global_batch)
-  step, perm_epoch, perm = start_step, None, None
-  while True:
-    epoch, k = divmod(step, per_epoch)
-    if epoch != perm_epoch:
-      perm = np.random.default_rng([seed, epoch]).permutation(len(split))
-      perm_epoch = epoch
-    idx = perm[k * global_batch:(k + 1) * global_batch]
-    idx = np.sort(idx[process_index * per_host:(process_index + 1) * per_host])
-    yield step, {'image': split.images[idx], 'label': split.labels[idx]}
-    step += 1
+  return np.sort(idx[process_index * per_host:(process_index + 1) * per_host])
+
+
+def eval_indices(n: int, global_batch: int, begin: int,
+                 process_index: int = 0, process_count: int = 1
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(this host's indices, mask) of the evaluation batch starting at
+  `begin`: past the end, index 0 with mask 0."""
+  idx = np.arange(begin, begin + global_batch)
+  mask = (idx < n).astype(np.float32)
+  idx = np.where(idx < n, idx, 0)
+  per_host = global_batch // process_count
+  part = slice(process_index * per_host, (process_index + 1) * per_host)
+  return idx[part], mask[part]
 
 
 def eval_batches(split: Split, global_batch: int, *, process_index: int = 0,
@@ -121,17 +161,17 @@ def eval_batches(split: Split, global_batch: int, *, process_index: int = 0,
   The last batch is padded (with copies of example 0, mask 0) so every batch
   has the static shape the compiled step expects.
   """
-  if global_batch % process_count:
-    raise DataError(f'Global batch {global_batch} does not divide across '
-                    f'{process_count} hosts.')
-  per_host = global_batch // process_count
+  _check_hosts(global_batch, process_count)
+  if hasattr(split, 'stream_eval_batches'):
+    yield from split.stream_eval_batches(
+        global_batch, process_index=process_index,
+        process_count=process_count)
+    return
   for begin in range(0, len(split), global_batch):
-    idx = np.arange(begin, begin + global_batch)
-    mask = (idx < len(split)).astype(np.float32)
-    idx = np.where(idx < len(split), idx, 0)
-    part = slice(process_index * per_host, (process_index + 1) * per_host)
-    yield {'image': split.images[idx[part]], 'label': split.labels[idx[part]],
-           'mask': mask[part]}
+    idx, mask = eval_indices(len(split), global_batch, begin, process_index,
+                             process_count)
+    yield {'image': split.images[idx], 'label': split.labels[idx],
+           'mask': mask}
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], ...]:
@@ -173,7 +213,8 @@ def from_arrays(train_images, train_labels, test_images, test_labels, *,
 
 def get_dataset(name: str, data_dir: str | None = None,
                 image_shape: tuple[int, ...] | None = None, *,
-                data_dir_field: str = 'config.data.data_dir') -> Dataset:
+                data_dir_field: str = 'config.data.data_dir',
+                stream: dict | None = None) -> Dataset:
   """Loads a dataset by name: 'digits', 'cifar10' or 'tfds:<name>'.
 
   Args:
@@ -185,6 +226,8 @@ def get_dataset(name: str, data_dir: str | None = None,
       error naming both.
     data_dir_field: the config field that sets `data_dir`, named by the
       error when a dataset that needs a directory has none.
+    stream: for ImageNet ('tfds:imagenet2012' etc., read lazily:
+      `streaming.load_tfds`), its `workers` and `prefetch`.
   """
   from nasjax.data import cifar, digits  # pylint: disable=g-import-not-at-top
   if name == 'digits':
@@ -197,14 +240,8 @@ def get_dataset(name: str, data_dir: str | None = None,
                       'in the repository, or nasjax.data.download_cifar10).')
     ds = cifar.load_batches_dir(data_dir)
   elif name.startswith('tfds:imagenet'):
-    raise DataError(
-        f'{name!r}: ImageNet needs a streaming input pipeline (JPEG '
-        'decoding, RandomResizedCrop, colour jitter), which nasjax does not '
-        'have yet; this loader holds whole datasets in memory. The ImageNet '
-        'network, loss and optimiser are ready (nasjax.final; the '
-        "darts_train preset 'imagenet') for a pipeline of "
-        'your own that yields {"image": uint8 [B, 224, 224, 3], "label"} '
-        'batches to nasjax.final.step.train_step.')
+    from nasjax.data import streaming  # pylint: disable=g-import-not-at-top
+    ds = streaming.load_tfds(name[len('tfds:'):], data_dir, **(stream or {}))
   elif name.startswith('tfds:'):
     ds = cifar.load_tfds(name[len('tfds:'):], data_dir)
   else:

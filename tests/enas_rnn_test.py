@@ -327,11 +327,7 @@ def test_8_devices_equal_1():
 def test_bad_config_is_a_clear_error(field, value, match):
   config = configs.enas_rnn('ptb')
   config.data.data_dir = '/data/ptb'
-  node, *rest = field.split('.')
-  if rest:
-    config[node][rest[0]] = value
-  else:
-    config[node] = value
+  helpers.override(config, **{field: value})
   with pytest.raises(errors.ConfigError, match=match):
     config_checks.check_enas_rnn_config(config, devices=2)
   with pytest.raises(errors.ConfigError, match=match):  # Before any work.

@@ -94,11 +94,7 @@ def test_binary_then_resume_equals_uninterrupted(tmp_path):
 def test_bad_config_is_a_clear_error(field, value, match):
   config = configs.rnn_search('ptb')
   config.data.data_dir = '/data/ptb'
-  node, *rest = field.split('.')
-  if rest:
-    config[node][rest[0]] = value
-  else:
-    config[node] = value
+  helpers.override(config, **{field: value})
   with pytest.raises(errors.ConfigError, match=match):
     config_checks.check_rnn_search_config(config, devices=2)
   with pytest.raises(errors.ConfigError, match=match):  # Before any work.

@@ -226,13 +226,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
         {'inputs': x, 'targets': y}, mesh))
     if w + 1 < per_epoch:
       return st, metrics
-    updates = []
-    for u in range(c.train_steps):
-      vb = controller_windows(epoch * c.train_steps + u)
-      st, m = fns.controller(st, parallel.shard_batch(vb, mesh, axis=1))
-      updates.append(m)
-    phase['updates'] = updates
-    finite = jnp.all(jnp.stack([m['finite'] for m in updates]))
+    st, phase['updates'], finite = enas_search.controller_phase(
+        st, fns, (controller_windows(epoch * c.train_steps + u)
+                  for u in range(c.train_steps)), mesh)
     return st, {**metrics, 'finite': metrics['finite'] & finite}
 
   def meta_for(st):

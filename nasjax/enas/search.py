@@ -253,6 +253,17 @@ def announce_first_call(fn, report, what):
   return wrapped
 
 
+def controller_phase(state, fns: 'Steps', stacks, mesh):
+  """`fns.controller` on each host stack [N, B, ...] of `stacks` in turn:
+  (state, every update's metrics, whether all were finite)."""
+  updates = []
+  for stack in stacks:
+    state, m = fns.controller(state, parallel.shard_batch(stack, mesh,
+                                                          axis=1))
+    updates.append(m)
+  return state, updates, jnp.all(jnp.stack([m['finite'] for m in updates]))
+
+
 def controller_means(updates: list[dict], epoch: int, train_steps: int,
                      writer=None) -> dict[str, float]:
   """The epoch's means of a controller phase's update metrics, as
@@ -389,13 +400,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     st, metrics = fns.child(st, parallel.shard_batch(tb, mesh))
     if (i + 1) % per_epoch:
       return st, metrics
-    updates = []
-    for _ in range(c.train_steps):
-      vb = _stack([next(val_it)[1] for _ in range(c.num_aggregate)])
-      st, m = fns.controller(st, parallel.shard_batch(vb, mesh, axis=1))
-      updates.append(m)
-    phase['updates'] = updates
-    finite = jnp.all(jnp.stack([m['finite'] for m in updates]))
+    st, phase['updates'], finite = controller_phase(
+        st, fns, (_stack([next(val_it)[1] for _ in range(c.num_aggregate)])
+                  for _ in range(c.train_steps)), mesh)
     return st, {**metrics, 'finite': metrics['finite'] & finite}
 
   def meta_for(st):

@@ -14,6 +14,7 @@ is loaded, with the same field names.
 from nasjax import errors
 from nasjax import layers
 from nasjax import ops
+from nasjax.enas import reinforce
 
 SEARCH_ARCH_MODES = ('second_order', 'first_order', 'finite_difference',
                      'weights_only')
@@ -150,6 +151,7 @@ def check_enas_config(config, devices: int | None = None,
   f.half_open('controller.baseline_decay', 0, 1)
   f.open_interval('controller.skip_target', 0, 1)
   f.one_of('controller.skip_penalty_form', SKIP_PENALTY_FORMS)
+  f.one_of('controller.adam_form', reinforce.ADAM_FORMS)
   if f.get('space') == 'macro':
     f.at_least(3, 'model.layers')
 
@@ -248,6 +250,7 @@ def check_enas_rnn_config(config, devices: int | None = None,
              'controller.reward_constant')
   f.half_open('controller.b1', 0, 1)
   f.half_open('controller.baseline_decay', 0, 1)
+  f.one_of('controller.adam_form', reinforce.ADAM_FORMS)
 
 
 def check_lm_train_config(config, devices: int | None = None,

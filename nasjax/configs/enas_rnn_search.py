@@ -63,6 +63,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.controller.learning_rate = 5e-5
   c.controller.b1 = 0.9
   c.controller.eps = 1e-8
+  # 'tf1': TensorFlow 1's Adam, eps added to the uncorrected sqrt(v) (the
+  # reference's); 'optax': optax.adam, eps added after bias correction.
+  c.controller.adam_form = 'tf1'
   # Reward: reward_constant / validation perplexity of the child on one
   # window, plus entropy_weight * entropy of the sampled arc.
   c.controller.reward_constant = 80.0

@@ -54,8 +54,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Micro: weight of the auxiliary head's loss (0: no head).
   c.model.aux_weight = 0.0 if macro else 0.4
   # Micro: drop-path keep probability at the last cell, ramped in over the
-  # run and with depth (1.0: off; the reference's search child ignores it).
-  c.model.drop_path_keep = 1.0 if macro else 0.6
+  # run and with depth. 1.0 (off) is the reference's search child, which
+  # passes its 0.6 and ignores it; < 1 applies it.
+  c.model.drop_path_keep = 1.0
 
   # Shared weights: SGD, Nesterov momentum, cosine with warm restarts.
   c.optimizer.learning_rate = 0.05
@@ -77,7 +78,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.controller.tanh_constant = 1.5 if macro else 1.1
   # Micro op logits use tanh_constant / op_tanh_reduce.
   c.controller.op_tanh_reduce = 2.5
+  # Adam, b1 = 0 and eps = 1e-3 (reference), constant learning rate.
   c.controller.learning_rate = 0.001 if macro else 0.0035
+  # 'tf1': TensorFlow 1's Adam, eps added to the uncorrected sqrt(v) (the
+  # reference's: early updates up to 12x smaller at eps = 1e-3); 'optax':
+  # optax.adam, eps added after bias correction.
+  c.controller.adam_form = 'tf1'
   # Added to the reward: entropy_weight * entropy of the sampled arc.
   c.controller.entropy_weight = 1e-4
   # EMA baseline: b <- b - (1 - decay)(b - reward).

@@ -23,7 +23,8 @@ temperature 5 and tanh constant 2.25 on both (`RECURRENT`), weights
 uniform(-0.01, 0.01).
 
 `sample(params, key)` and `log_prob(params, arc)` (teacher forcing: the same
-pass with the actions given) run as one `lax.scan` over nodes or layers,
+pass with the actions given) run as one `lax.scan` over nodes or layers
+(`most_likely(params)` the same pass taking each decision's argmax),
 with a padded anchor buffer and masks so every shape is static; `jax.vmap`
 them over keys or arcs to sample and score many children in one call.
 Both return `Sample(arc, log_prob, entropy, skip_penalty, skips)`:
@@ -159,17 +160,27 @@ def _shape(logits, temperature, tanh_constant):
   return logits
 
 
-def _decide(logits, mask, key, forced, teacher):
+def _choose(key, logits, forced, mode):
+  """The action of one decision: sampled, given (teacher forcing) or the
+  most likely."""
+  if mode == 'teacher':
+    return forced
+  if mode == 'greedy':
+    return jnp.argmax(logits, -1)
+  return jax.random.categorical(key, logits)
+
+
+def _decide(logits, mask, key, forced, mode):
   """One categorical decision: (action, log p, full entropy, sample entropy)."""
   logits = jnp.where(mask, logits, -jnp.inf)
   logp_all = jax.nn.log_softmax(logits)
-  action = forced if teacher else jax.random.categorical(key, logits)
+  action = _choose(key, logits, forced, mode)
   logp = logp_all[action]
   full = -jnp.sum(jnp.where(mask, jnp.exp(logp_all) * logp_all, 0.0))
   return action, logp, full, -logp * jnp.exp(logp)
 
 
-def _micro_cell(params, config, space, carry, key, forced, teacher,
+def _micro_cell(params, config, space, carry, key, forced, mode,
                 use_bias):
   """One cell's 4B tokens; returns the final (c, h) and the cell's sums."""
   b, hsize = space.num_nodes, config.lstm_size
@@ -195,14 +206,14 @@ def _micro_cell(params, config, space, carry, key, forced, teacher,
       carry = _lstm(params, carry, x)
       q = jnp.tanh(w1 + carry[1] @ params['w_attn_2']) @ params['v_attn']
       q = _shape(q, config.temperature, config.tanh_constant)
-      a, lp, full, _ = _decide(q, mask, keys[s], tokens[2 * s], teacher)
+      a, lp, full, _ = _decide(q, mask, keys[s], tokens[2 * s], mode)
       out[2 * s], logp, ent, x = a, logp + lp, ent + full, anchors[a]
     for s in range(2):  # op_1, op_2
       carry = _lstm(params, carry, x)
       logits = carry[1] @ params['w_soft'] + params['b_soft']
       logits = _shape(logits, config.temperature, op_tanh) + fixed
       a, lp, full, _ = _decide(logits, jnp.ones(len(space.ops), bool),
-                               keys[2 + s], tokens[2 * s + 1], teacher)
+                               keys[2 + s], tokens[2 * s + 1], mode)
       out[2 * s + 1], logp, ent, x = a, logp + lp, ent + full, params[
           'w_emb'][a]
     carry = _lstm(params, carry, x)
@@ -216,13 +227,13 @@ def _micro_cell(params, config, space, carry, key, forced, teacher,
   return carry, tokens.reshape(-1), logp.sum(), ent.sum()
 
 
-def _micro(params, space, config, key, forced, teacher) -> Sample:
+def _micro(params, space, config, key, forced, mode) -> Sample:
   zero = jnp.zeros((config.lstm_size,))
   k_normal, k_reduce = jax.random.split(key)
   carry, normal, lp1, e1 = _micro_cell(params, config, space, (zero, zero),
-                                       k_normal, forced[0], teacher, True)
+                                       k_normal, forced[0], mode, True)
   _, reduce, lp2, e2 = _micro_cell(params, config, space, carry, k_reduce,
-                                   forced[1], teacher, False)
+                                   forced[1], mode, False)
   z = jnp.zeros(())
   return Sample(jnp.stack([normal, reduce]).astype(jnp.int32), lp1 + lp2,
                 e1 + e2, z, z)
@@ -233,7 +244,7 @@ def _kl(p, target):
   return p * jnp.log(p / target) + (1 - p) * jnp.log((1 - p) / (1 - target))
 
 
-def _macro(params, space, config, key, forced, teacher) -> Sample:
+def _macro(params, space, config, key, forced, mode) -> Sample:
   n, hsize = space.num_layers, config.lstm_size
   g = params['g_emb']
   zero = jnp.zeros((hsize,))
@@ -246,14 +257,14 @@ def _macro(params, space, config, key, forced, teacher) -> Sample:
     logits = _shape(carry[1] @ params['w_soft'], config.temperature,
                     config.tanh_constant)
     op, lp_op, _, ent_op = _decide(logits, jnp.ones(len(space.ops), bool),
-                                   k_op, f_op, teacher)
+                                   k_op, f_op, mode)
     carry = _lstm(params, carry, params['w_emb'][op])
     mask = jnp.arange(n) < i
     q = jnp.tanh(w1 + carry[1] @ params['w_attn_2']) @ params['v_attn']
     q = _shape(q, config.temperature, config.tanh_constant)
     pair = jnp.stack([-q, q], -1)                               # [n, 2]
     logp_pair = jax.nn.log_softmax(pair)
-    skips = f_skips if teacher else jax.random.categorical(k_skip, pair)
+    skips = _choose(k_skip, pair, f_skips, mode)
     skips = jnp.where(mask, skips, 0)
     lp = jnp.take_along_axis(logp_pair, skips[:, None], -1)[:, 0]
     lp_skip = jnp.sum(jnp.where(mask, lp, 0.0))
@@ -278,7 +289,7 @@ def _macro(params, space, config, key, forced, teacher) -> Sample:
   return Sample(arc, lp.sum(), ent.sum(), penalty, count.sum())
 
 
-def _recurrent(params, space, config, key, forced, teacher) -> Sample:
+def _recurrent(params, space, config, key, forced, mode) -> Sample:
   """The corrected reference's PTB sampler: for node i = 1..N, attention
   over nodes 0..i-1 (node 0's key is zero) minus the distance prior picks
   the input j, whose LSTM output divided by 0.1 + (i - j) is the next input;
@@ -298,12 +309,12 @@ def _recurrent(params, space, config, key, forced, teacher) -> Sample:
     q = jnp.tanh(w1 + carry[1] @ params['w_attn_2']) @ params['v_attn']
     q = _shape(q, config.temperature, config.tanh_constant)
     q = q - jnp.square(i - states).astype(q.dtype) / DISTANCE_PRIOR
-    prev, lp1, _, e1 = _decide(q, states < i, k_prev, tokens[0], teacher)
+    prev, lp1, _, e1 = _decide(q, states < i, k_prev, tokens[0], mode)
     carry = _lstm(params, carry, anchors[prev] / (0.1 + (i - prev)))
     logits = _shape(params['w_emb'] @ carry[1], config.temperature,
                     config.tanh_constant)
     op, lp2, _, e2 = _decide(logits, jnp.ones(len(space.ops), bool), k_op,
-                             tokens[1], teacher)
+                             tokens[1], mode)
     return ((carry, params['w_emb'][op], anchors, w1),
             (jnp.stack([prev, op]), lp1 + lp2, e1 + e2))
 
@@ -323,15 +334,23 @@ def _empty(space):
           'skips': jnp.zeros((n, n), jnp.int32)}
 
 
-def _run(params, space, config, key, forced, teacher) -> Sample:
+def _run(params, space, config, key, forced, mode) -> Sample:
   fn = {MicroSpace: _micro, MacroSpace: _macro,
         RecurrentSpace: _recurrent}[type(space)]
-  return fn(params, space, config, key, forced, teacher)
+  return fn(params, space, config, key, forced, mode)
 
 
 def sample(params, key, *, space, config: ControllerConfig = MICRO) -> Sample:
   """Samples one arc; `jax.vmap` over keys for several."""
-  return _run(params, space, config, key, _empty(space), False)
+  return _run(params, space, config, key, _empty(space), 'sample')
+
+
+def most_likely(params, *, space, config: ControllerConfig = MICRO
+                ) -> Sample:
+  """The greedy arc: every decision the most likely one given the decisions
+  before it (as the controller's LSTM reads them)."""
+  return _run(params, space, config, jax.random.key(0), _empty(space),
+              'greedy')
 
 
 def log_prob(params, arc, *, space, config: ControllerConfig = MICRO
@@ -339,4 +358,4 @@ def log_prob(params, arc, *, space, config: ControllerConfig = MICRO
   """Scores a given arc (teacher forcing); `.arc` echoes it."""
   if not isinstance(space, (MicroSpace, MacroSpace, RecurrentSpace)):
     raise TypeError(f'Unknown space {type(space).__name__}.')
-  return _run(params, space, config, jax.random.key(0), arc, True)
+  return _run(params, space, config, jax.random.key(0), arc, 'teacher')

@@ -93,7 +93,8 @@ def build(config: ml_collections.ConfigDict, vocab_size: int) -> Built:
                optim.weight_optimizer(o.learning_rate, momentum=0.0,
                                       weight_decay=o.weight_decay,
                                       clip=o.grad_clip or None),
-               reinforce.adam(c.learning_rate, b1=c.b1, eps=c.eps))
+               reinforce.adam(c.learning_rate, b1=c.b1, eps=c.eps,
+                             form=c.adam_form))
 
 
 def init_state(b: Built, config, mesh) -> step_lib.EnasState:

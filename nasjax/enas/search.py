@@ -126,7 +126,8 @@ def build(config, dataset: pipeline.Dataset, steps_per_epoch: int) -> Setup:
                controller_config(config), prep, schedule,
                step_lib.child_optimizer(schedule, l2=o.l2, clip=o.grad_clip,
                                         momentum=o.momentum),
-               reinforce.adam(config.controller.learning_rate), drop)
+               reinforce.adam(config.controller.learning_rate,
+                             form=config.controller.adam_form), drop)
 
 
 def init_state(s: Setup, image_shape, seed: int, mesh) -> step_lib.EnasState:

@@ -1,0 +1,250 @@
+"""Known-optimum tests of the ENAS controllers: a planted best architecture
+must be found, with the presets' own hyperparameters.
+
+Each controller is trained by `reinforce.update` exactly as the search
+trains it (the preset's temperature, tanh constant, entropy weight,
+baseline decay, skip penalty, children per update and Adam in TensorFlow
+1's form) on a synthetic reward: the fraction of decisions equal to a
+planted arc's. Sizes are tiny (3 nodes or 4 layers); the LSTM is the
+presets' 64 units.
+
+What the presets' tanh caps allow is part of what is tested. The reference
+bounds every logit by `tanh_constant * tanh(.)`; a decision pushed to the
+bound the wrong way has a vanishing gradient and stays there, so with the
+caps the controllers recover most of the planted decisions, not all (the
+macro op logits share one projection and learn the majority op). The same
+problems without the caps (`tanh_constant = 0` in a config) are solved
+exactly: the learning itself is not the limit. The micro controller's op
+bias (`b_soft` starts at 10 for both separable convolutions, inside the
+tanh) makes the first separable convolution the most likely op of every
+node whatever the reward, so the planted micro arcs use it.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nasjax.configs import enas_rnn_search
+from nasjax.configs import enas_search
+from nasjax.enas import controller as C
+from nasjax.enas import lm_search
+from nasjax.enas import reinforce as R
+from nasjax.enas import search as enas_search_lib
+from nasjax.search_spaces import enas as enas_space
+
+
+def _setup(preset: str, size: int, tanh: bool = True):
+  """(space, controller config, optimiser, update kwargs, children) of a
+  preset, at `size` nodes (micro, recurrent) or layers (macro)."""
+  rnn = preset in enas_rnn_search.VARIANTS
+  cfg = (enas_rnn_search if rnn else enas_search).get_config(preset)
+  c = cfg.controller
+  if not tanh:
+    c.tanh_constant = 0.0
+  if rnn:
+    space = enas_space.RecurrentSpace(num_nodes=size)
+    ccfg = lm_search.controller_config(cfg)
+    tx = R.adam(c.learning_rate, b1=c.b1, eps=c.eps, form=c.adam_form)
+    kwargs = dict(entropy_weight=c.entropy_weight, decay=c.baseline_decay)
+  else:
+    cfg.model.nodes = cfg.model.layers = size
+    space = enas_search_lib.make_space(cfg)
+    ccfg = enas_search_lib.controller_config(cfg)
+    tx = R.adam(c.learning_rate, form=c.adam_form)
+    kwargs = dict(entropy_weight=c.entropy_weight, decay=c.baseline_decay,
+                  skip_weight=c.skip_weight)
+  return space, ccfg, tx, kwargs, c.num_aggregate
+
+
+def _train(preset, size, reward_fn, updates, tanh=True, seed=0):
+  """Trains a fresh controller for `updates` updates on `reward_fn(arcs)`;
+  returns (space, config, final params, [updates] mean rewards, [updates]
+  mean skips)."""
+  space, ccfg, tx, kwargs, n = _setup(preset, size, tanh)
+  sample = jax.vmap(functools.partial(C.sample, space=space, config=ccfg),
+                    (None, 0))
+  score = functools.partial(C.log_prob, space=space, config=ccfg)
+
+  @jax.jit
+  def run(state, key):
+    def one(st, k):
+      arcs = sample(st.params, jax.random.split(k, n)).arc
+      st, m = R.update(st, arcs, reward_fn(arcs), score=score, tx=tx,
+                       **kwargs)
+      return st, (m['reward'], m['skips'])
+    return jax.lax.scan(one, state, jax.random.split(key, updates))
+
+  params = C.init(jax.random.key(seed), space, ccfg)
+  state, (rewards, skips) = run(R.create(params, tx),
+                                jax.random.key(seed + 1))
+  return space, ccfg, state.params, np.asarray(rewards), np.asarray(skips)
+
+
+def _greedy(space, ccfg, params):
+  return jax.tree.map(np.asarray,
+                      C.most_likely(params, space=space, config=ccfg).arc)
+
+
+# Planted arcs. Micro, 3 nodes (per node: input, op, input, op; ops 0 =
+# sep_conv_3x3, the only op the reference's bias lets be the most likely):
+MICRO_PLANTED = np.asarray([[1, 0, 0, 0, 2, 0, 1, 0, 3, 0, 0, 0],
+                            [0, 0, 1, 0, 1, 0, 2, 0, 2, 0, 3, 0]], np.int32)
+# Macro, 4 layers: the ops (skips are left to the penalty).
+MACRO_PLANTED_OPS = np.asarray([2, 0, 4, 0], np.int32)
+# Recurrent, 3 nodes: (prev, activation) per node.
+RECURRENT_PLANTED = np.asarray([[0, 3], [0, 1], [1, 2]], np.int32)
+
+
+def _micro_reward(arcs):
+  return jnp.mean(arcs == MICRO_PLANTED, axis=(-2, -1))
+
+
+def _macro_reward(arcs):
+  return jnp.mean(arcs['ops'] == MACRO_PLANTED_OPS, -1)
+
+
+def _recurrent_reward(arcs):
+  return jnp.mean(arcs == RECURRENT_PLANTED, axis=(-2, -1))
+
+
+def _binomial_tail(n, p, k):
+  """P(X >= k) for X ~ Binomial(n, p)."""
+  return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i)
+             for i in range(k, n + 1))
+
+
+def test_micro_controller_learns_a_planted_cell():
+  """Micro preset (tanh 1.1, op logits 1.1 / 2.5, Adam lr 0.0035 b1 0
+  eps 1e-3 in TF1's form, entropy 1e-4, baseline decay 0.99, 10 children),
+  3 nodes: in 600 updates the samples' mean reward rises from 0.33 (the
+  initial policy; a uniformly random arc: 0.28) to over 0.37, and a
+  planted input the controller's samples start at chance on becomes a
+  majority choice.
+
+  Chance: under a fixed policy the mean of the last 100 updates (1,000
+  arcs of 24 decisions) has a standard error of 0.003, so a rise of 0.04
+  is 13 of them. The micro controller learns slowly and only partly here:
+  with the reference's caps the greedy cell gets about 5 of the 12 planted
+  inputs (chance 4.3; its ops are the op bias's, whatever the reward),
+  after 1,500 updates too; without the caps, 10 of 12 after 1,500 updates.
+  Its second input of a node is pulled towards its first (the chosen
+  state's LSTM output is the next input), and a probability pushed to the
+  cap the wrong way stops moving.
+  """
+  space, ccfg, params, rewards, _ = _train('micro', 3, _micro_reward, 600)
+  assert rewards[:20].mean() < 0.34, rewards[:20].mean()
+  assert rewards[-100:].mean() > rewards[:20].mean() + 0.04, (
+      rewards[:20].mean(), rewards[-100:].mean())
+  arcs = jax.vmap(functools.partial(C.sample, params, space=space,
+                                    config=ccfg))(
+                                        jax.random.split(jax.random.key(9),
+                                                         2000)).arc
+  p = np.mean(np.asarray(arcs) == MICRO_PLANTED, 0)
+  # Normal cell, node 1's first input (state 2 of 3): 1/3 at the start.
+  assert p[0, 4] > 0.6, p
+
+
+def test_macro_controller_finds_planted_ops():
+  """Macro preset (tanh 1.5, Adam lr 0.001 b1 0 eps 1e-3 in TF1's form,
+  skip penalty 0.8 towards 0.4, 20 children), 4 layers, reward = the
+  fraction of layers whose op is the planted one: the mean reward rises
+  from 1/6 to over 0.45 in 600 updates (the final 100 updates' mean of
+  8,000 op decisions: standard error 0.005 at 1/6) and the greedy ops match
+  3 of the 4 planted ones (by chance: probability 0.016). The op logits
+  share one projection of the LSTM state: the fourth layer takes the
+  majority op, with or without the cap."""
+  space, ccfg, params, rewards, _ = _train('macro', 4, _macro_reward, 600)
+  ops = _greedy(space, ccfg, params)['ops']
+  assert rewards[:20].mean() < 0.22, rewards[:20].mean()
+  assert rewards[-100:].mean() > 0.45, rewards[-100:].mean()
+  assert np.sum(ops == MACRO_PLANTED_OPS) >= 3, ops
+  assert _binomial_tail(4, 1 / 6, 3) < 0.02
+
+
+@pytest.mark.parametrize('form,target', [('sampled', 0.40),
+                                         ('reference', 0.31)])
+def test_macro_skip_rate_converges_to_its_target_under_a_flat_reward(
+    form, target):
+  """With a reward that ignores the arc, only the skip penalty (0.8 *
+  KL(p || 0.4)) moves the skips: the sampled skip rate settles at the
+  target 0.4 with the default form, and at about 0.31 with the reference's
+  (its KL is on sigmoid(q), while sampling uses sigmoid(2q)). From 0.5 at
+  initialisation; the final 100 updates' rate is over 12,000 skip draws
+  (one standard error 0.0045)."""
+  space, ccfg, tx, kwargs, n = _setup('macro', 4)
+  ccfg = C.ControllerConfig(**{**ccfg.__dict__, 'skip_penalty_form': form})
+  sample = jax.vmap(functools.partial(C.sample, space=space, config=ccfg),
+                    (None, 0))
+  score = functools.partial(C.log_prob, space=space, config=ccfg)
+
+  @jax.jit
+  def run(state, key):
+    def one(st, k):
+      arcs = sample(st.params, jax.random.split(k, n)).arc
+      st, m = R.update(st, arcs, jnp.zeros(n), score=score, tx=tx, **kwargs)
+      return st, m['skips']
+    return jax.lax.scan(one, state, jax.random.split(key, 400))
+
+  params = C.init(jax.random.key(0), space, ccfg)
+  _, skips = run(R.create(params, tx), jax.random.key(1))
+  rate = np.asarray(skips) / 6.0  # 6 skip decisions in 4 layers.
+  assert abs(rate[:10].mean() - 0.5) < 0.05, rate[:10].mean()
+  assert abs(rate[-100:].mean() - target) < 0.025, rate[-100:].mean()
+
+
+def test_recurrent_controller_finds_the_planted_cell():
+  """Recurrent 'synthetic' preset (temperature 5, tanh 2.25, distance
+  prior, Adam lr 3e-3 b1 0.9 in TF1's form, entropy 1e-5, baseline decay
+  0.95, 10 children), 3 nodes: the greedy cell is the planted one after 400
+  updates and the mean reward exceeds 0.9 (a uniformly random cell matches
+  (1 + 1/2 + 1/3) / 3 of the inputs and 1/4 of the activations, 0.43 on
+  average; the planted cell by chance: 1/96)."""
+  space, ccfg, params, rewards, _ = _train('synthetic', 3, _recurrent_reward,
+                                           400)
+  np.testing.assert_array_equal(_greedy(space, ccfg, params),
+                                RECURRENT_PLANTED)
+  assert rewards[:20].mean() < 0.6, rewards[:20].mean()
+  assert rewards[-100:].mean() > 0.9, rewards[-100:].mean()
+
+
+def test_tf1_adam_is_tensorflow_1s_formula():
+  """`reinforce.adam(form='tf1')` against TF1's AdamOptimizer written out
+  (lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); w -= lr_t m / (sqrt(v) + eps)),
+  over 30 steps of random gradients spanning 1e-6..1; and with the CIFAR
+  controllers' eps = 1e-3 and a constant gradient of 1e-3 its first step
+  is 16x smaller than optax.adam's, its 100th 2.1x."""
+  rng = np.random.default_rng(0)
+  lr, b2 = 0.0035, 0.999
+  for b1, eps in ((0.0, 1e-3), (0.9, 1e-8)):  # CIFAR's and PTB's.
+    tx = R.adam(lr, b1=b1, eps=eps, form='tf1')
+    w, m, v = np.zeros(50), np.zeros(50), np.zeros(50)
+    with jax.enable_x64(True):
+      params = jnp.asarray(w)
+      state = tx.init(params)
+      for t in range(1, 31):
+        g = rng.normal(size=50) * 10.0 ** rng.uniform(-6, 0, size=50)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - (lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m /
+                 (np.sqrt(v) + eps))
+        updates, state = jax.jit(tx.update)(jnp.asarray(g), state, params)
+        params = params + updates
+        np.testing.assert_allclose(params, w, rtol=1e-12, atol=1e-18)
+
+  def first_steps(form, grad, steps):
+    tx = R.adam(lr, b1=0.0, eps=1e-3, form=form)
+    s, out = tx.init(jnp.zeros(())), None
+    for _ in range(steps):
+      out, s = tx.update(jnp.asarray(grad), s)
+    return abs(float(out))
+
+  ratio1 = first_steps('optax', 1e-3, 1) / first_steps('tf1', 1e-3, 1)
+  ratio100 = first_steps('optax', 1e-3, 100) / first_steps('tf1', 1e-3, 100)
+  assert 15 < ratio1 < 17.5, ratio1
+  assert 1.9 < ratio100 < 2.3, ratio100
+  with pytest.raises(ValueError, match='Unknown Adam form'):
+    R.adam(lr, form='tf2')

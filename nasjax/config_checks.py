@@ -39,8 +39,10 @@ def _check_run(f: errors.Fields, devices: int | None, config) -> None:
   f.positive('optimizer.learning_rate')
   decay = tuple(f'optimizer.{k}' for k in ('weight_decay', 'l2')
                 if k in config.optimizer)
+  clip_eps = tuple(k for k in ('optimizer.grad_clip_eps',)
+                   if 'grad_clip_eps' in config.optimizer)
   f.at_least(0, 'optimizer.learning_rate_min', *decay, 'optimizer.grad_clip',
-             integer=False)
+             *clip_eps, integer=False)
   if len(decay) == 2:
     f.check(not (f.get('optimizer.l2') and f.get('optimizer.weight_decay')),
             'optimizer.l2', 'use l2 (ENAS) or weight_decay (DARTS), not both: '
@@ -204,6 +206,8 @@ def _check_language_model(f: errors.Fields, devices: int | None) -> None:
              'model.units')
   f.at_least(0, 'model.tar', 'optimizer.weight_decay', 'optimizer.grad_clip',
              integer=False)
+  if 'grad_clip_eps' in f.get('optimizer'):
+    f.at_least(0, 'optimizer.grad_clip_eps', integer=False)
   f.positive('optimizer.learning_rate')
   f.at_least(2, 'bptt')
   if devices is not None:

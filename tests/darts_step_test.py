@@ -165,3 +165,32 @@ def test_unknown_arch_mode():
     step_lib.arch_gradient(helpers.make_state(), helpers.batch(1),
                            helpers.batch(2), model=helpers.MODEL,
                            preprocess=helpers.PREP, arch_mode='third_order')
+
+
+def test_torch_style_clip_is_clip_grad_norm():
+  """`clip_eps=1e-6` is PyTorch's `clip_grad_norm_` (scale by
+  min(1, max / (norm + 1e-6))), written out here in float64: below the
+  bound, at it and above it; eps 0 is optax's (max / norm). The two differ
+  by a relative 1e-6 / norm when the clip acts."""
+  from nasjax.darts import optim  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  with jax.enable_x64(True):
+    for scale in (1e-3, 0.1, 0.25, 4.0):
+      g = {'a': rng.normal(size=(3, 4)), 'b': rng.normal(size=5)}
+      norm = np.sqrt(sum(np.sum(x * x) for x in g.values()))
+      g = {k: v * scale / norm for k, v in g.items()}
+      norm = scale
+      for eps in (1e-6, 0.0):
+        coef = min(1.0, 0.25 / (norm + eps))
+        tx = optim.clip_by_global_norm(0.25, eps)
+        out, _ = tx.update(jax.tree.map(jnp.asarray, g), tx.init(g))
+        for k in g:
+          np.testing.assert_allclose(out[k], g[k] * coef, rtol=1e-15)
+    # Through the weight optimiser the binaries build (lr 1, no momentum or
+    # decay): the step is minus the clipped gradient.
+    tx = optim.weight_optimizer(1.0, momentum=0.0, weight_decay=0.0, clip=0.25,
+                                clip_eps=1e-6)
+    g = {'a': jnp.asarray([3.0, 4.0])}
+    out, _ = tx.update(g, tx.init(g), g)
+    np.testing.assert_allclose(out['a'], -np.asarray([3.0, 4.0]) * 0.25 /
+                               (5.0 + 1e-6), rtol=1e-15)

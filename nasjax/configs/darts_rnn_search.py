@@ -53,6 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 20.0
   c.optimizer.weight_decay = 5e-7
   c.optimizer.grad_clip = 0.25
+  common.clip_eps(c)
 
   c.arch_optimizer = ml_collections.ConfigDict()
   # alpha: Adam (PyTorch's default betas in the recurrent search) with

@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.t_mul = 2
   # The reference's l2_reg: the loss carries l2 * sum(w^2), i.e. SGD weight
   # decay 2 * l2.
-  del c.optimizer.weight_decay
+  del c.optimizer.weight_decay, c.optimizer.grad_clip_eps  # TF: no eps.
   c.optimizer.l2 = 2.5e-4 if macro else 1e-4
   c.optimizer.grad_clip = 5.0
 

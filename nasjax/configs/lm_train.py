@@ -49,6 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 20.0
   c.optimizer.weight_decay = 8e-7
   c.optimizer.grad_clip = 0.25
+  common.clip_eps(c)
   # Averaged SGD starts after an epoch whose validation loss exceeds the
   # best one from before the last `nonmono` epochs; or at the end of epoch
   # `average_from_epoch` (1-based) at the latest, if that is > 0.

@@ -16,6 +16,7 @@ Synopsis:
   arch_tx = arch_optimizer(3e-4, b1=0.5, b2=0.999, weight_decay=1e-3)
 """
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -31,10 +32,29 @@ def cosine_per_epoch(lr: float, lr_min: float, *, epochs: int,
   return schedule
 
 
+def clip_by_global_norm(max_norm: float, eps: float = 0.0
+                        ) -> optax.GradientTransformation:
+  """Scales the gradient by min(1, max_norm / (norm + eps)), norm its global
+  L2 norm: eps = 0 is `optax.clip_by_global_norm`, eps = 1e-6 PyTorch's
+  `clip_grad_norm_` (which the DARTS reference calls)."""
+  if not eps:
+    return optax.clip_by_global_norm(max_norm)
+
+  def update(updates, state, params=None):
+    del params
+    norm = optax.global_norm(updates)
+    scale = jnp.minimum(1.0, max_norm / (norm + eps))
+    return jax.tree.map(lambda g: (g * scale).astype(g.dtype), updates), state
+
+  return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
+
+
 def weight_optimizer(learning_rate: optax.ScalarOrSchedule, *, momentum: float,
-                     weight_decay: float, clip: float | None
-                     ) -> optax.GradientTransformation:
-  parts = [] if clip is None else [optax.clip_by_global_norm(clip)]
+                     weight_decay: float, clip: float | None,
+                     clip_eps: float = 0.0) -> optax.GradientTransformation:
+  """SGD with coupled weight decay after a global-norm clip (`clip` None: no
+  clip; `clip_eps` as `clip_by_global_norm`'s `eps`)."""
+  parts = [] if clip is None else [clip_by_global_norm(clip, clip_eps)]
   parts += [optax.add_decayed_weights(weight_decay),
             optax.sgd(learning_rate, momentum=momentum)]
   return optax.chain(*parts)

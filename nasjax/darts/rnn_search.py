@@ -89,7 +89,8 @@ def build(config: ml_collections.ConfigDict, vocab_size: int) -> Built:
   learning_rate = lambda step: o.learning_rate
   tx = optim.weight_optimizer(o.learning_rate, momentum=0.0,
                               weight_decay=o.weight_decay,
-                              clip=o.grad_clip or None)
+                              clip=o.grad_clip or None,
+                              clip_eps=o.grad_clip_eps)
   arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
                                  weight_decay=a.weight_decay)
   return Built(space, model, family, tx, arch_tx, learning_rate)

@@ -70,7 +70,8 @@ def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
                                     steps_per_epoch=steps_per_epoch)
   tx = optim.weight_optimizer(schedule, momentum=o.momentum,
                               weight_decay=o.weight_decay,
-                              clip=o.grad_clip or None)
+                              clip=o.grad_clip or None,
+                              clip_eps=o.grad_clip_eps)
   arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
                                  weight_decay=a.weight_decay)
   prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,

@@ -229,7 +229,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   o = config.optimizer
   tx = optim.weight_optimizer(o.learning_rate, momentum=0.0,
                               weight_decay=o.weight_decay,
-                              clip=o.grad_clip or None)
+                              clip=o.grad_clip or None,
+                              clip_eps=o.grad_clip_eps)
   k_params, k_state = jax.random.split(jax.random.key(config.seed))
 
   def init():

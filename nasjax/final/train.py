@@ -109,7 +109,8 @@ def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
   else:
     tx = optim.weight_optimizer(schedule, momentum=o.momentum,
                                 weight_decay=o.weight_decay,
-                                clip=o.grad_clip or None)
+                                clip=o.grad_clip or None,
+                                clip_eps=o.grad_clip_eps)
   prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,
                                  crop_padding=config.data.crop_padding,
                                  flip=config.data.flip,

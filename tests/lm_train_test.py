@@ -183,3 +183,23 @@ def test_nonmonotone_trigger_waits_for_nonmono_epochs():
   r = lm_train.train(config, None, progress='none')
   assert not r.summary['averaging']   # 2 epochs < nonmono: never.
   assert all(rec.train['averaging'] == 0.0 for rec in r.history)
+
+
+def test_nonmonotone_trigger_on_rising_and_falling_losses():
+  """Switch when this epoch's loss is worse than the best of the epochs
+  before the last `nonmono` (the reference's `val_loss > min(best[:-n])`,
+  checked only once more than `nonmono` epochs are recorded)."""
+  t = lm_train.nonmonotone_trigger
+  falling = [5.0, 4.0, 3.0, 2.5, 2.0, 1.9, 1.8]
+  assert not any(t(falling[:k], falling[k], 2) for k in range(len(falling)))
+  # Rising after a minimum at epoch 1: with nonmono 2 the epochs compared
+  # are those before the last two.
+  losses = [5.0, 3.0, 3.5, 3.6]
+  assert not t(losses[:2], 3.9, 2)       # 2 recorded: too few.
+  assert not t(losses[:3], 4.9, 2)       # best of [5.0] is 5.0: not worse.
+  assert t(losses[:3], 5.1, 2)           # worse than 5.0.
+  assert t(losses, 3.05, 2)              # best of [5.0, 3.0] is 3.0.
+  assert not t(losses, 2.95, 2)
+  assert not t(losses, 3.0, 2)           # equal is not worse.
+  # nonmono 0: against every earlier epoch.
+  assert t([2.0, 1.0], 1.5, 0) and not t([], 9.0, 0)

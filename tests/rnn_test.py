@@ -187,6 +187,13 @@ def test_genotype_keeps_the_strongest_non_none_predecessor_then_its_op():
   g = recurrent_lib.from_alpha(a, space)
   assert g == recurrent_lib.from_notation(
       's1=relu(s0); s2=identity(s0); s3=tanh(s2); concat=[1..3]')
+  # Where softmax and raw logits disagree: node 2's s0 row has the largest
+  # raw non-none logit (tanh 6) but its 'none' (10) leaves tanh a softmax
+  # weight of 0.018; s1's relu (2) has 0.65: s1 by relu.
+  a[1] = [10, 6, 0, 0, 0]
+  a[2] = [0, 0, 2, 0, 0]
+  g = recurrent_lib.from_alpha(a, space)
+  assert g.recurrent[1] == ('relu', 1), g
   assert recurrent_lib.from_notation(str(g)) == g
   with pytest.raises(recurrent_lib.GenotypeError, match='shape'):
     recurrent_lib.from_alpha(np.zeros((5, 5)), space)

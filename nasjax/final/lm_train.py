@@ -112,6 +112,16 @@ def start_averaging(state: LMState) -> LMState:
                        average_count=jnp.zeros((), jnp.int32))
 
 
+def nonmonotone_trigger(losses: list[float], loss: float, nonmono: int
+                        ) -> bool:
+  """The reference's switch to averaged SGD: `loss` (this epoch's
+  validation loss; `losses` the earlier epochs') is worse than the best of
+  the epochs before the last `nonmono`."""
+  if len(losses) <= nonmono:
+    return False
+  return loss > min(losses[:len(losses) - nonmono])
+
+
 def make_model(config, vocab_size: int,
                genotype: recurrent.RecurrentGenotype) -> rnn.RNNModel:
   m = config.model
@@ -287,9 +297,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
     if not averaging and (epoch + 1) * per_epoch <= int(
         jax.device_get(st.step)):
       # The reference's non-monotone trigger (or the configured epoch).
-      n = o.nonmono
-      if ((len(val_losses) > n and ce > min(val_losses[:-n] if n else
-                                            val_losses)) or
+      if (nonmonotone_trigger(val_losses, ce, o.nonmono) or
           (o.average_from_epoch and epoch + 1 >= o.average_from_epoch)):
         state_switch = True
       val_losses.append(ce)

@@ -155,3 +155,81 @@ def test_non_finite_controller_update_leaves_the_state_unchanged():
   assert not bool(metrics['finite'])
   chex.assert_trees_all_equal(jax.device_get(after.checkpoint_items()),
                               before)
+
+
+class _Spy:
+  """Duck-types the shared child (`init` / `apply`); records, for every
+  forward pass, whether it trains, the sampled arc and the input images."""
+
+  def __init__(self, model, calls):
+    self.model, self.calls = model, calls
+
+  def init(self, *args, **kwargs):
+    return self.model.init(*args, **kwargs)
+
+  def apply(self, variables, x, arc, train=False, **kwargs):
+    jax.debug.callback(
+        lambda *a: self.calls.append(tuple(np.asarray(v) for v in a)),
+        jnp.asarray(train), arc, x)
+    return self.model.apply(variables, x, arc, train=train, **kwargs)
+
+
+def _marked_digits(num_valid):
+  """Digits whose last `num_valid` training images (the controller's
+  hold-out) are 128..255 and all others 0..127."""
+  ds = data.load('digits')
+  train = (ds.train.images // 2).astype(np.uint8)
+  train[-num_valid:] += 128
+  return data.from_arrays(train, ds.train.labels, ds.test.images // 2,
+                          ds.test.labels, num_classes=ds.num_classes)
+
+
+def test_child_steps_train_on_the_child_split_and_the_controller_reads_the_hold_out(
+    monkeypatch):
+  """Every forward pass of a real search (micro_tiny, 2 epochs): the child
+  steps see only the child's images, every evaluation (controller rewards,
+  derivation) only the held-out ones; consecutive child steps run
+  different sampled arcs and different augmentations of their batch."""
+  config = configs.get_config('micro_tiny')
+  config.num_devices = 1
+  ds = _marked_digits(config.data.num_valid)
+  calls = []
+  make = search.make_model
+  monkeypatch.setattr(search, 'make_model',
+                      lambda *a, **k: _Spy(make(*a, **k), calls))
+  search.search(config, None, ds, progress='none')
+  # The marks' boundary, normalised.
+  low, high = ((v / 255 - ds.mean[0]) / ds.std[0] for v in (127.5, 128))
+  train = [c for c in calls if c[0]]
+  evals = [c for c in calls if not c[0]]
+  assert len(train) == config.epochs * config.steps_per_epoch, len(train)
+  assert evals
+  assert all(c[2].max() < low for c in train)
+  assert all(c[2].min() > low and c[2].min() < high + 1e-5 for c in evals)
+  arcs = [c[1] for c in train]
+  assert all(not np.array_equal(a, b) for a, b in zip(arcs, arcs[1:]))
+
+
+def test_consecutive_child_steps_sample_new_arcs_and_augmentations():
+  """The same batch given to 6 consecutive child steps: 6 different arcs
+  and 6 different crops (a micro arc of 2 nodes by chance repeats with
+  probability below 1e-4 per pair; a 1-pixel crop of 8 images repeats with
+  probability 9^-8)."""
+  config = configs.get_config('micro_tiny')
+  ds, mesh, s = _setup(config)
+  calls = []
+  s.model = _Spy(s.model, calls)
+  fns = search.steps(config, s, mesh)
+  state = search.init_state(s, ds.image_shape, config.seed, mesh)
+  batch = parallel.shard_batch({'image': ds.train.images[:8],
+                                'label': ds.train.labels[:8]}, mesh)
+  for _ in range(6):
+    state, _ = fns.child(state, batch)
+  jax.block_until_ready(state)
+  arcs = [c[1] for c in calls if c[0]]
+  images = [c[2] for c in calls if c[0]]
+  assert len(arcs) == 6
+  for i in range(6):
+    for j in range(i):
+      assert not np.array_equal(arcs[i], arcs[j]), (i, j)
+      assert not np.array_equal(images[i], images[j]), (i, j)

@@ -1,5 +1,5 @@
-"""Known-optimum tests of the ENAS controllers: a planted best architecture
-must be found, with the presets' own hyperparameters.
+"""Known-optimum tests: a planted best architecture must be found, with the
+presets' own hyperparameters (the ENAS controllers and the DARTS step).
 
 Each controller is trained by `reinforce.update` exactly as the search
 trains it (the preset's temperature, tanh constant, entropy weight,
@@ -20,6 +20,7 @@ tanh) makes the first separable convolution the most likely op of every
 node whatever the reward, so the planted micro arcs use it.
 """
 
+import dataclasses
 import functools
 import math
 
@@ -28,13 +29,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from nasjax import configs
+from nasjax import genotype as genotype_lib
 from nasjax.configs import enas_rnn_search
 from nasjax.configs import enas_search
 from nasjax.enas import controller as C
 from nasjax.enas import lm_search
 from nasjax.enas import reinforce as R
 from nasjax.enas import search as enas_search_lib
+from nasjax.darts import optim
+from nasjax.darts import step as darts_step
+from nasjax.search_spaces import DartsCellSpace
 from nasjax.search_spaces import enas as enas_space
+from nasjax.train_state import SearchState
 
 
 def _setup(preset: str, size: int, tanh: bool = True):
@@ -248,3 +255,107 @@ def test_tf1_adam_is_tensorflow_1s_formula():
   assert 1.9 < ratio100 < 2.3, ratio100
   with pytest.raises(ValueError, match='Unknown Adam form'):
     R.adam(lr, form='tf2')
+
+
+# The DARTS step on a planted cell. A vector "supernet" on the DARTS cell's
+# alpha (2 nodes, 5 edges, 4 ops): each op is a fixed map of its input state
+# (slot 0 'none' = 0, the others the identity and two cyclic shifts of the
+# coordinates, mutually uncorrelated on white-noise inputs), the weights a
+# per-output scale; targets come from the planted cell.
+DARTS_SPACE = DartsCellSpace(('none', 'max_pool_3x3', 'skip_connect',
+                              'dil_conv_3x3'), steps=2)
+# Per edge (node 0 <- s0, s1; node 1 <- s0, s1, node 0): shift 1, identity,
+# shift 2, identity, none.
+DARTS_PLANTED = np.asarray([1, 2, 3, 2, 0])
+_WIDTH = 8
+
+
+def _toy_cell(w, x0, x1):
+  states, e = [x0, x1], 0
+  for node in range(2):
+    total = 0.0
+    for j in range(node + 2):
+      s = states[j]
+      ops = (jnp.zeros_like(s), jnp.roll(s, 1, -1), s, jnp.roll(s, 2, -1))
+      total = total + sum(w[e, k] * ops[k] for k in range(4))
+      e += 1
+    states.append(total)
+  return jnp.concatenate(states[2:], -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ToyFamily:
+  """A `darts.step.Family`: squared error of the cell's scaled output."""
+
+  def prepare(self, rng, step, salt, batch, carry=None):
+    del rng, step, salt, carry
+    return batch
+
+  def loss(self, params, batch_stats, alpha, inputs):
+    out = _toy_cell(jax.nn.softmax(alpha['normal'], -1), inputs['x0'],
+                    inputs['x1']) * params['scale']
+    return jnp.mean(jnp.square(out - inputs['y'])), (batch_stats, {})
+
+  def metrics(self, aux, inputs):
+    return {}
+
+  def update_scale(self, inputs):
+    return 1.0
+
+
+def _toy_batch(key, n=64):
+  k0, k1 = jax.random.split(key)
+  x0 = jax.random.normal(k0, (n, _WIDTH))
+  x1 = jax.random.normal(k1, (n, _WIDTH))
+  planted = jnp.asarray(np.eye(4)[DARTS_PLANTED], jnp.float32)
+  return {'x0': x0, 'x1': x1, 'y': _toy_cell(planted, x0, x1)}
+
+
+@pytest.mark.parametrize('arch_mode', ['first_order', 'second_order',
+                                       'finite_difference'])
+@pytest.mark.parametrize('seed', [0, 1])
+def test_darts_step_derives_the_planted_cell(arch_mode, seed):
+  """`darts.step.search_step` with the cifar10 preset's optimisers (weights:
+  SGD 0.025 cosine, momentum 0.9, weight decay 3e-4, clip 5; alpha: Adam
+  3e-4, betas 0.5 / 0.999, weight decay 1e-3), 500 steps, then the real
+  derivation (`genotype.from_alpha`): the normal cell is the planted one,
+  its 'none' edge left out. A uniformly random cell of this space is the
+  planted one with probability 1/243 (node 0: 3 x 3 ops; node 1: 3 pairs of
+  inputs x 9 ops)."""
+  c = configs.search('cifar10')
+  o, a = c.optimizer, c.arch_optimizer
+  steps = 500
+  schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
+                                    epochs=c.epochs,
+                                    steps_per_epoch=steps // c.epochs)
+  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
+                              weight_decay=o.weight_decay, clip=o.grad_clip)
+  arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
+                                 weight_decay=a.weight_decay)
+  key = jax.random.key(seed)
+  alpha = dict(zip(('normal', 'reduce'), (
+      1e-3 * jax.random.normal(k, (5, 4))
+      for k in jax.random.split(jax.random.fold_in(key, 1)))))
+  state = SearchState.create(params={'scale': jnp.ones(2 * _WIDTH)},
+                             batch_stats={}, alpha=alpha, tx=tx,
+                             arch_tx=arch_tx, rng=key)
+  step = functools.partial(darts_step.search_step, model=_ToyFamily(),
+                           arch_mode=arch_mode, learning_rate=schedule)
+
+  @jax.jit
+  def run(state):
+    def one(st, k):
+      kt, kv = jax.random.split(k)
+      st, m = step(st, _toy_batch(kt), _toy_batch(kv))
+      return st, m['val_loss']
+    return jax.lax.scan(one, state, jax.random.split(
+        jax.random.fold_in(key, 2), steps))
+
+  state, val_loss = run(state)
+  g = genotype_lib.from_alpha(jax.device_get(state.alpha), DARTS_SPACE)
+  planted = [('max_pool_3x3', 0), ('skip_connect', 1),    # node 0
+             ('dil_conv_3x3', 0), ('skip_connect', 1)]    # node 1
+  for node in range(2):
+    assert (sorted(g.normal[2 * node:2 * node + 2]) ==
+            sorted(planted[2 * node:2 * node + 2])), g.normal
+  assert float(val_loss[-20:].mean()) < 0.85 * float(val_loss[:20].mean())

@@ -161,3 +161,36 @@ def test_bad_stream_settings_name_the_field():
     bad.data[field] = value
     with pytest.raises(errors.ConfigError, match=f'data.{field}'):
       config_checks.check_train_config(bad, 8)
+
+
+def test_training_crops_differ_per_epoch_and_repeat_within_one():
+  """Example 3 read in epochs 0, 1 and 2: three different augmentations;
+  read twice in one epoch (a resumed run): the same."""
+  split = streaming.StreamingSplit(_Source(8), train=True, size=32,
+                                   jitter=(0.0, 0.0, 0.0, 0.0))
+  images = [split.example(3, seed=5, epoch=e)[0] for e in range(3)]
+  for i in range(3):
+    for j in range(i):
+      assert not np.array_equal(images[i], images[j]), (i, j)
+  np.testing.assert_array_equal(split.example(3, seed=5, epoch=1)[0],
+                                images[1])
+  assert not np.array_equal(split.example(3, seed=6, epoch=1)[0], images[1])
+
+
+def test_evaluation_resize_and_centre_crop_match_the_geometry():
+  """An 80 x 50 image whose red channel is 3x and green channel 4y: the
+  shorter side resized to 40 (80 x 50 -> 64 x 40, a factor 1.25) and the
+  centre 32 x 32 kept (offsets 16 and 4). A bilinear resize keeps a linear
+  ramp linear away from the borders, so output pixel (r, c) holds the ramp
+  at the source point ((c + 16.5) 1.25 - 0.5, (r + 4.5) 1.25 - 0.5), to
+  within uint8 rounding; an offset or a size off by one pixel moves it by
+  3.75 or 5."""
+  y, x = np.mgrid[0:50, 0:80]
+  image = np.stack([3 * x, 4 * y, np.zeros_like(x)], -1).astype(np.uint8)
+  out = streaming.eval_transform(image, size=32, resize=40).astype(float)
+  assert out.shape == (32, 32, 3)
+  r, c = np.mgrid[0:32, 0:32]
+  np.testing.assert_allclose(out[..., 0], 3 * ((c + 16.5) * 1.25 - 0.5),
+                             atol=1.0)
+  np.testing.assert_allclose(out[..., 1], 4 * ((r + 4.5) * 1.25 - 0.5),
+                             atol=1.0)

@@ -194,3 +194,30 @@ def test_drop_path_ramp():
   assert float(rate(99)) == pytest.approx(0.4)
   assert float(rate(500)) == pytest.approx(0.4)
   assert step_lib.drop_path_ramp(1.0, 100) is None
+
+
+def test_micro_search_child_counts_the_weights_the_reference_allocates():
+  """The reference's micro search child (F=20, 6 layers, 5 nodes, CIFAR-10,
+  no auxiliary head) allocates 5,373,140 weights; ours banks every
+  separable op as [2B slots, B + 2 inputs, ...] (9,261,140, of which
+  3,888,000 no slot can read) and `param_count` counts what is readable."""
+  from nasjax.configs import enas_search  # pylint: disable=g-import-not-at-top
+  from nasjax.enas import search  # pylint: disable=g-import-not-at-top
+  from nasjax import layers  # pylint: disable=g-import-not-at-top
+  c = enas_search.get_config('micro')
+  space = search.make_space(c)
+  net = search.make_model(c, space, 10)
+  arc = jnp.asarray(space.random_arc(np.random.default_rng(0)))
+  keys = {k: jax.random.key(i) for i, k in
+          enumerate(('params', 'dropout', 'drop_path'))}
+  params = jax.eval_shape(lambda: net.init(keys, jnp.zeros((2, 32, 32, 3)),
+                                           arc, train=True))['params']
+  no_aux = {k: v for k, v in params.items() if k != 'aux_head'}
+  assert layers.param_count(no_aux) == 9_261_140
+  assert child_lib.param_count(params) == 5_373_140
+  # A fixed arc's network has no unreadable rows: both counts agree.
+  fixed = child_lib.child(MICRO, MICRO.random_arc(np.random.default_rng(1)),
+                          **KW[MICRO])
+  p = jax.eval_shape(lambda: fixed.init({'params': jax.random.key(0)}, X,
+                                        None, train=True))['params']
+  assert child_lib.param_count(p) == layers.param_count(p)

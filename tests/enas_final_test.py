@@ -251,7 +251,8 @@ def test_enas_search_vs_random_tiny_end_to_end(tmp_path):
         *genotype_lib.from_dict(r['genotype']).arc.tolist(),
         config.candidate_train.model.channels,
         config.candidate_train.model.layers, size=8, image_channels=1)
-    # Trained: 60 steps of 16 (960 examples, chance 0.1 +- 0.01).
-    assert res['last_epoch_metrics']['accuracy'] > 0.15, res
+    # Trained: 60 steps of 16 (960 examples, chance 0.1 +- 0.01: 0.13 is 3
+    # standard errors above it).
+    assert res['last_epoch_metrics']['accuracy'] > 0.13, res
   assert result.summary['search_ranks_among_random']['searched_0'] in (1, 2)
   assert 'random (1): mean' in result.table

@@ -233,3 +233,29 @@ def test_consecutive_child_steps_sample_new_arcs_and_augmentations():
     for j in range(i):
       assert not np.array_equal(arcs[i], arcs[j]), (i, j)
       assert not np.array_equal(images[i], images[j]), (i, j)
+
+
+def test_guard_rejects_a_non_finite_new_state_with_finite_metrics():
+  """`train_state.keep_if_finite` on its own: a controller update whose
+  metrics are finite but whose new state holds an inf (in Adam's second
+  moment, deep in the tree) keeps the old state and reports finite=False;
+  integer leaves are not inspected; a finite update is taken."""
+  from nasjax import train_state  # pylint: disable=g-import-not-at-top
+  from nasjax.enas import reinforce  # pylint: disable=g-import-not-at-top
+  tx = reinforce.adam(0.01)
+  old = reinforce.create({'w': jnp.ones((3,))}, tx)
+  grads = {'w': jnp.asarray([0.1, -0.2, 0.3])}
+  updates, opt_state = tx.update(grads, old.opt_state, old.params)
+  good = old.replace(params={'w': old.params['w'] + updates['w']},
+                     opt_state=opt_state, step=old.step + 1)
+  metrics = {'loss': jnp.asarray(0.5), 'count': jnp.asarray(3)}
+  state, m = train_state.keep_if_finite(old, good, metrics)
+  assert bool(m['finite'])
+  chex.assert_trees_all_equal(state, good)
+  bad_opt = jax.tree.map(lambda x: x, opt_state)
+  bad_opt = (bad_opt[0]._replace(nu={'w': jnp.asarray([1.0, jnp.inf, 1.0])}),
+             *bad_opt[1:])
+  bad = good.replace(opt_state=bad_opt)
+  state, m = train_state.keep_if_finite(old, bad, metrics)
+  assert not bool(m['finite'])
+  chex.assert_trees_all_equal(state, old)

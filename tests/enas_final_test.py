@@ -256,3 +256,151 @@ def test_enas_search_vs_random_tiny_end_to_end(tmp_path):
     assert res['last_epoch_metrics']['accuracy'] > 0.13, res
   assert result.summary['search_ranks_among_random']['searched_0'] in (1, 2)
   assert 'random (1): mean' in result.table
+
+
+# An independent NumPy forward pass of ENAS's micro final network in
+# inference mode (float64; the reference's wiring as written in
+# melodyguan/enas `micro_child.py` `_fixed_layer`, with symmetric padding).
+
+
+def _np_conv(x, w, stride=1):
+  """Dense k x k conv (HWIO), zero padding (k - 1) // 2 on every side."""
+  k = w.shape[0]
+  p = (k - 1) // 2
+  xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  ho, wo = (x.shape[1] - 1) // stride + 1, (x.shape[2] - 1) // stride + 1
+  out = np.zeros((x.shape[0], ho, wo, w.shape[-1]))
+  for i in range(ho):
+    for j in range(wo):
+      patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k]
+      out[:, i, j] = np.einsum('bhwc,hwcd->bd', patch, w)
+  return out
+
+
+def _np_depthwise(x, w, stride):
+  return _np_conv(x, np.einsum('hwc,cd->hwcd', w, np.eye(x.shape[-1])),
+                  stride)
+
+
+def _np_pool(x, stride, kind):
+  """3x3 pool, padding 1; the average counts only real pixels."""
+  pad = -np.inf if kind == 'max' else 0.0
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=pad)
+  ones = np.pad(np.ones(x.shape[1:3]), 1)
+  ho, wo = (x.shape[1] - 1) // stride + 1, (x.shape[2] - 1) // stride + 1
+  out = np.zeros((x.shape[0], ho, wo, x.shape[-1]))
+  for i in range(ho):
+    for j in range(wo):
+      win = xp[:, i * stride:i * stride + 3, j * stride:j * stride + 3]
+      if kind == 'max':
+        out[:, i, j] = win.max((1, 2))
+      else:
+        n = ones[i * stride:i * stride + 3, j * stride:j * stride + 3].sum()
+        out[:, i, j] = win.sum((1, 2)) / n
+  return out
+
+
+def _np_bn(x, p, s):
+  return ((x - s['mean']) / np.sqrt(s['var'] + 1e-5) * p['scale'] +
+          p['offset'])
+
+
+def _np_reduce(x, p, s, relu):
+  x = np.maximum(x, 0) if relu else x
+  even = x[:, ::2, ::2] @ p['w1']
+  odd = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1::2, 1::2] @ p['w2']
+  return _np_bn(np.concatenate([even, odd], -1), p['bn'], s['bn'])
+
+
+def _np_conv1x1(x, p, s):
+  return _np_bn(np.maximum(x, 0) @ p['w'], p['bn'], s['bn'])
+
+
+def _np_sep(x, p, s, stride):
+  for k in range(2):
+    x = _np_depthwise(np.maximum(x, 0), p[f'dw{k}'], stride if k == 0 else 1)
+    x = _np_bn(x @ p[f'pw{k}'], p[f'bn{k}'], s[f'bn{k}'])
+  return x
+
+
+def _np_micro_cell(tokens, f, stride, s0, s1, p, s):
+  if s0.shape[1] != s1.shape[1]:
+    s0 = _np_reduce(s0, p['calibrate_x'], s['calibrate_x'], relu=True)
+  elif s0.shape[-1] != f:
+    s0 = _np_conv1x1(s0, p['calibrate_x'], s['calibrate_x'])
+  if s1.shape[-1] != f:
+    s1 = _np_conv1x1(s1, p['calibrate_y'], s['calibrate_y'])
+  s1 = _np_conv1x1(s1, p['base'], s['base'])
+  states, used = [s0, s1], set()
+  for i in range(len(tokens) // 4):
+    out = 0.0
+    for slot, (idx, op) in zip('xy', (tokens[4 * i:4 * i + 2],
+                                      tokens[4 * i + 2:4 * i + 4])):
+      st, name = stride if idx < 2 else 1, f'node{i}_{slot}'
+      h = states[idx]
+      if op in (0, 1):
+        h = _np_sep(h, p[name], s[name], st)
+      elif op in (2, 3):
+        h = _np_pool(h, st, 'avg' if op == 2 else 'max')
+      elif st > 1:
+        h = _np_reduce(h, p[name], s[name], relu=False)
+      out = out + h
+      used.add(idx)
+    states.append(out)
+  loose = []
+  for j, st in enumerate(states):
+    if j not in used:
+      if st.shape[1] != states[-1].shape[1]:
+        st = _np_reduce(st, p[f'combine{j}'], s[f'combine{j}'], relu=False)
+      loose.append(st)
+  return np.concatenate(loose, -1)
+
+
+def _np_micro_network(arc, f, num_layers, x, p, s):
+  x = _np_bn(_np_conv(x, p['stem']), p['stem_bn'], s['stem_bn'])
+  s0 = s1 = x
+  d = num_layers // 3
+  for layer in range(num_layers + 2):
+    reduction = layer in (d, 2 * d + 1)
+    f = 2 * f if reduction else f
+    out = _np_micro_cell(arc[int(reduction)], f, 2 if reduction else 1, s0,
+                         s1, p[f'cell{layer}'], s[f'cell{layer}'])
+    s0, s1 = s1, out
+  return np.maximum(s1, 0).mean((1, 2)) @ p['fc']
+
+
+def test_micro_final_network_equals_an_independent_numpy_forward_pass():
+  """Every micro op in both cells (separable 3x3 and 5x5, average and max
+  pools, identity; strided where a reduction cell reads its inputs, an
+  identity there a factorised reduction, a loose cell input reduced to join
+  the output), with random weights, BatchNorm affine parameters and running
+  statistics: the network's inference logits equal the NumPy transcription
+  above. Counts alone cannot tell one op from another."""
+  # Per node: input, op, input, op. Ops: 0 sep3, 1 sep5, 2 avg, 3 max, 4 id.
+  normal = (0, 0, 1, 2, 2, 3, 1, 4, 0, 1, 3, 0)
+  reduce = (1, 1, 1, 3, 2, 4, 1, 2, 3, 0, 1, 4)
+  space = enas_space.MicroSpace(num_nodes=3)
+  net = final.network(enas_space.EnasArc(space, np.asarray([normal, reduce])),
+                      channels=4, num_layers=3, auxiliary=False)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+  v = net.init({'params': jax.random.key(0)}, x, train=False)
+
+  def randomise(path, leaf):
+    name = str(path[-1].key)
+    if name == 'var':
+      return rng.uniform(0.5, 2.0, leaf.shape)
+    if name in ('mean', 'offset'):
+      return rng.normal(scale=0.3, size=leaf.shape)
+    if name == 'scale':
+      return rng.uniform(0.5, 1.5, leaf.shape)
+    return np.asarray(leaf, np.float64)
+
+  v = jax.tree_util.tree_map_with_path(randomise, jax.device_get(v))
+  got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
+                  x, train=False)
+  want = _np_micro_network((normal, reduce), 4, 3, x.astype(np.float64),
+                           v['params'], v['batch_stats'])
+  assert got.shape == (2, 10)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(
+      want).max())

@@ -9,6 +9,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import nasjax
 from nasjax import data
@@ -122,16 +123,26 @@ def _one_epoch(config, devices):
   state, m1 = fns.child(state, parallel.shard_batch(batch, mesh))
   state, m2 = fns.controller(state,
                              parallel.shard_batch(_stack(ds, 8), mesh, 1))
-  return jax.device_get(state), jax.device_get(m1), jax.device_get(m2)
+  _, val = search.holdout_split(ds.train, config.data.num_valid)
+  fixed = search.derive_batches(val, config.batch_size,
+                                config.derive.num_batches, mesh)
+  arcs, accs = search.derive(state, fns, fixed, jax.random.key(3), 4)
+  return (jax.device_get(state), jax.device_get(m1), jax.device_get(m2),
+          (arcs, accs))
 
 
-def test_8_devices_equal_1():
-  """A child step and a controller update with the batch sharded over 8
-  devices equal the 1-device ones (same arcs, same rewards)."""
-  config = configs.get_config('micro_tiny')
-  one, c1, r1 = _one_epoch(config, 1)
-  eight, c8, r8 = _one_epoch(config, 8)
+@pytest.mark.parametrize('preset', ['micro_tiny', 'macro_tiny'])
+def test_8_devices_equal_1(preset):
+  """A child step, a controller update and a derivation with the batch
+  sharded over 8 devices equal the 1-device ones (same arcs, same rewards,
+  the same derived arcs and accuracies)."""
+  config = configs.get_config(preset)
+  one, c1, r1, (arcs1, accs1) = _one_epoch(config, 1)
+  eight, c8, r8, (arcs8, accs8) = _one_epoch(config, 8)
   assert r1['accuracy'] == r8['accuracy'] and r1['reward'] == r8['reward']
+  np.testing.assert_array_equal(accs1, accs8)
+  for a1, a8 in zip(arcs1, arcs8):
+    chex.assert_trees_all_equal(a1, a8)
   chex.assert_trees_all_close(c1, c8, rtol=1e-5, atol=1e-6)
   arrays = lambda st: {k: v for k, v in st.checkpoint_items().items()
                        if k != 'rng'}

@@ -161,3 +161,66 @@ def test_sigterm_saves_exits_143_and_writes_no_final_files(tmp_path):
   assert any(name.isdigit() and int(name) >= 2 for name in saved), saved
   for name in ('genotype.json', 'genotype.txt', 'results.json'):
     assert not (tmp_path / name).exists(), name
+
+
+@pytest.mark.parametrize('config_file,variant', [
+    ('enas_search.py', 'micro_tiny'), ('enas_search.py', 'macro_tiny'),
+    ('enas_rnn_search.py', 'tiny')])
+def test_enas_sigterm_exits_143_then_resumes_to_the_uninterrupted_result(
+    config_file, variant, tmp_path):
+  """The ENAS binary (micro, macro, recurrent) stopped by SIGTERM mid-run:
+  exit 143, a checkpoint, no final files. The same run resumed (from
+  Python, up to 2 steps past the checkpoint) ends with every array and the
+  derived arc of an uninterrupted run of as many steps."""
+  import chex  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import nasjax  # pylint: disable=g-import-not-at-top
+  config_path = os.path.join(ROOT, 'experiments', 'configs', config_file)
+  split = tmp_path / 'split'
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'enas_search.py'),
+       f'--config={config_path}:{variant}', f'--workdir={split}',
+       '--config.max_steps=0', '--config.epochs=50',
+       '--config.checkpoint_every_steps=100000'],
+      stderr=subprocess.PIPE, text=True, env=env)
+  lines = []
+  deadline = time.time() + 600
+  try:
+    for line in proc.stderr:
+      lines.append(line)
+      if ' step 2/' in line or time.time() > deadline:
+        break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=300)
+  finally:
+    proc.kill()
+  stderr = ''.join(lines) + rest
+  assert proc.returncode == 143, stderr[-3000:]
+  assert 'Interrupted (SIGTERM)' in stderr and 'Traceback' not in stderr
+  saved = [int(n) for n in os.listdir(split / 'checkpoints') if n.isdigit()]
+  assert saved and max(saved) >= 2, saved
+  for name in ('arc.json', 'arc.txt', 'results.json'):
+    assert not (split / name).exists(), name
+
+  rnn = config_file == 'enas_rnn_search.py'
+  config = (nasjax.configs.enas_rnn if rnn else nasjax.configs.enas)(variant)
+  config.epochs, config.max_steps = 50, max(saved) + 2
+  config.checkpoint_every_steps = 100000
+  config.num_devices = 1  # As the binary (this process has 8 CPU devices).
+
+  def run(workdir):
+    if rnn:
+      return nasjax.enas_rnn_search(config, workdir=str(workdir),
+                                    progress='none')
+    return nasjax.enas_search('digits', config, workdir=str(workdir),
+                              progress='none')
+
+  resumed, straight = run(split), run(tmp_path / 'straight')
+  assert resumed.summary['start_step'] == max(saved)
+  assert resumed.status == straight.status == 'completed'
+  assert resumed.arc_string == straight.arc_string
+  chex.assert_trees_all_equal(
+      jax.device_get(resumed.state.checkpoint_items()),
+      jax.device_get(straight.state.checkpoint_items()))
+  assert (split / 'arc.json').exists()

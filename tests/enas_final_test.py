@@ -369,6 +369,18 @@ def _np_micro_network(arc, f, num_layers, x, p, s):
   return np.maximum(s1, 0).mean((1, 2)) @ p['fc']
 
 
+def _randomised(name, leaf, rng):
+  """Random BN statistics and affine parameters; weights as initialised
+  (float64)."""
+  if name == 'var':
+    return rng.uniform(0.5, 2.0, leaf.shape)
+  if name in ('mean', 'offset'):
+    return rng.normal(scale=0.3, size=leaf.shape)
+  if name == 'scale':
+    return rng.uniform(0.5, 1.5, leaf.shape)
+  return np.asarray(leaf, np.float64)
+
+
 def test_micro_final_network_equals_an_independent_numpy_forward_pass():
   """Every micro op in both cells (separable 3x3 and 5x5, average and max
   pools, identity; strided where a reduction cell reads its inputs, an
@@ -386,21 +398,67 @@ def test_micro_final_network_equals_an_independent_numpy_forward_pass():
   x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
   v = net.init({'params': jax.random.key(0)}, x, train=False)
 
-  def randomise(path, leaf):
-    name = str(path[-1].key)
-    if name == 'var':
-      return rng.uniform(0.5, 2.0, leaf.shape)
-    if name in ('mean', 'offset'):
-      return rng.normal(scale=0.3, size=leaf.shape)
-    if name == 'scale':
-      return rng.uniform(0.5, 1.5, leaf.shape)
-    return np.asarray(leaf, np.float64)
-
-  v = jax.tree_util.tree_map_with_path(randomise, jax.device_get(v))
+  v = jax.tree_util.tree_map_with_path(
+      lambda path, leaf: _randomised(str(path[-1].key), leaf, rng),
+      jax.device_get(v))
   got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
                   x, train=False)
   want = _np_micro_network((normal, reduce), 4, 3, x.astype(np.float64),
                            v['params'], v['batch_stats'])
   assert got.shape == (2, 10)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(
+      want).max())
+
+
+def _np_macro_network(ops, skips, f, x, p, s):
+  """The macro final network (melodyguan/enas `general_child.py`
+  `_fixed_layer`, separable ops separable and pools built) in NumPy."""
+  states = [_np_bn(_np_conv(x, p['stem']), p['stem_bn'], s['stem_bn'])]
+  d = len(ops) // 3
+  for i, op in enumerate(ops):
+    q, t = p[f'layer{i}'], s[f'layer{i}']
+    h = _np_conv1x1(states[-1], q['inp'], t['inp'])
+    if op in (4, 5):
+      y = _np_pool(h, 1, 'avg' if op == 4 else 'max')
+    else:
+      h = np.maximum(h, 0)
+      if op in (1, 3):
+        h = _np_depthwise(h, q['dw'], 1) @ q['pw']
+      else:
+        h = _np_conv(h, q['w'])
+      y = _np_bn(h, q['out_bn'], t['out_bn'])
+    if i > 0:
+      chosen = [states[j] for j in range(i) if skips[i][j]]
+      y = _np_conv1x1(np.concatenate(chosen + [y], -1), p[f'skip{i}'],
+                      s[f'skip{i}'])
+    states.append(y)
+    if i in (d - 1, 2 * d - 1):
+      states = [_np_reduce(st, p[f'reduce{i}_from{j}'],
+                           s[f'reduce{i}_from{j}'], relu=False)
+                for j, st in enumerate(states)]
+  return states[-1].mean((1, 2)) @ p['fc']
+
+
+def test_macro_final_network_equals_an_independent_numpy_forward_pass():
+  """Six layers using the six macro ops (3x3 and 5x5 convolutions and
+  separable convolutions, average and max pools), skips from the stem and
+  across both reductions, random weights, BN parameters and running
+  statistics: inference logits equal the NumPy transcription."""
+  ops = [0, 1, 4, 2, 5, 3]
+  skips = np.zeros((6, 6), np.int32)
+  skips[2, 0] = skips[3, 1] = skips[5, 0] = skips[5, 3] = 1
+  space = enas_space.MacroSpace(num_layers=6)
+  net = final.network(enas_space.EnasArc(space, {'ops': np.asarray(ops),
+                                                 'skips': skips}),
+                      channels=4)
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+  v = jax.device_get(net.init({'params': jax.random.key(0)}, x, train=False))
+  v = jax.tree_util.tree_map_with_path(
+      lambda path, leaf: _randomised(str(path[-1].key), leaf, rng), v)
+  got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
+                  x, train=False)
+  want = _np_macro_network(ops, skips, 4, x.astype(np.float64), v['params'],
+                           v['batch_stats'])
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(
       want).max())

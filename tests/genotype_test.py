@@ -150,3 +150,20 @@ def test_cell_pictures_keep_labels_apart_and_edges_off_the_boxes(name):
                             ((arc.x2, arc.y2), n // 2 + 2)):
         bx, by, bw, bh = lay.boxes[state]
         assert bx <= x <= bx + bw and y in (by, by + bh), (name, arc)
+
+
+def test_bad_genotype_paths_say_what_is_wrong(tmp_path):
+  """A missing file is not called an unknown name; a directory and a binary
+  file are refused with a GenotypeError (a user error: exit 2), not a
+  traceback."""
+  missing = str(tmp_path / 'found' / 'genotype.json')
+  with pytest.raises(G.GenotypeError, match='No genotype or arc file at'):
+    G.load(missing)
+  with pytest.raises(G.GenotypeError, match='is a directory'):
+    G.load(str(tmp_path))
+  binary = tmp_path / 'weights.bin'
+  binary.write_bytes(bytes(range(256)))
+  with pytest.raises(G.GenotypeError, match='not a readable text file'):
+    G.load(str(binary))
+  with pytest.raises(G.GenotypeError, match='Unknown genotype'):
+    G.load('DARTS_V3')

@@ -233,9 +233,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   params = parallel.to_host(state.params)
   counts = {'param_count': network.param_count_without_aux(params),
             'param_count_with_aux': layers.param_count(params)}
-  report.message(f"Parameters: {counts['param_count']:,} "
-                 f"({counts['param_count_with_aux']:,} with the auxiliary "
-                 'head).')
+  aux = counts['param_count_with_aux'] - counts['param_count']
+  report.message(f"Parameters: {counts['param_count']:,}" + (
+      f" ({counts['param_count_with_aux']:,} with the auxiliary head)."
+      if aux else '.'))
 
   opened = loop.open_run(
       workdir, state, mesh, keep=config.keep_checkpoints,

@@ -103,11 +103,19 @@ def load(spec: str) -> 'Genotype | enas_space.EnasArc':
     return get(spec)
   if spec.startswith(('Genotype(', '{', 's1=')):
     return parse(spec)
+  if os.path.isdir(spec):
+    raise GenotypeError(f'{spec} is a directory, not a genotype or arc file.')
   if os.path.exists(spec):
-    with open(spec) as f:
-      text = f.read()
+    try:
+      with open(spec, encoding='utf-8') as f:
+        text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+      raise GenotypeError(f'{spec}: not a readable text file '
+                          f'({type(e).__name__}).') from None
     try:
       return parse(text)
     except GenotypeError as e:
       raise GenotypeError(f'{spec}: {e}') from None
+  if os.sep in spec or spec.endswith(('.json', '.txt')):
+    raise GenotypeError(f'No genotype or arc file at {spec}.')
   return get(spec)

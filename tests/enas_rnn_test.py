@@ -25,6 +25,7 @@ from nasjax.darts import rnn_search
 from nasjax.data import ptb
 from nasjax.enas import controller as controller_lib
 from nasjax.enas import lm_search
+from nasjax.enas import step as step_lib
 from nasjax.final import lm_train
 from nasjax.search_spaces import enas as enas_space
 from tests import helpers
@@ -382,3 +383,39 @@ def test_non_finite_steps_leave_the_state_unchanged():
     assert not bool(metrics['finite'])
     chex.assert_trees_all_equal(jax.device_get(after.checkpoint_items()),
                                 before)
+
+
+def test_a_diverging_child_gets_no_reward_and_does_not_stop_the_search(
+    monkeypatch):
+  """One of two children scores NaN (a sampled cell that overflows): the
+  controller update is still taken, with reward 0 for that child, and the
+  step reports it (diverged_children 1, perplexity inf). Before, the
+  infinite perplexity metric made every such update count as non-finite
+  and stopped the search."""
+  config = _tiny()
+  corpus = rnn_search.load_corpus(config)
+  mesh = parallel.make_mesh(1)
+  b = lm_search.build(config, corpus.vocab_size)
+  state = parallel.place(lm_search.init_state(b, config, mesh), mesh)
+  real = step_lib.lm_cross_entropy
+  monkeypatch.setattr(
+      step_lib, 'lm_cross_entropy',
+      lambda params, arc, inputs, targets, **k: real(
+          params, arc, inputs, targets, **k) + jnp.where(
+              jnp.all(inputs == 0), jnp.nan, 0.0))
+  fns = lm_search.steps(config, b, mesh, state)
+  data = ptb.batchify(corpus.train, config.batch_size)
+  x, y = ptb.window(data, 0, config.bptt)
+  x = np.where(x == 0, 1, x)  # Only the second child's inputs are all 0.
+  windows = {'inputs': np.stack([x, np.zeros_like(x)]),
+             'targets': np.stack([y, y])}
+  before = jax.device_get(state.controller)
+  after, m = fns.controller(jax.tree.map(jnp.copy, state),
+                            parallel.shard_batch(windows, mesh, 1))
+  m = jax.device_get(m)
+  assert bool(m['finite']) and int(m['diverged_children']) == 1
+  assert np.isinf(m['perplexity']) and np.isfinite(m['min_perplexity'])
+  assert np.isfinite(m['reward'])
+  assert int(after.controller.step) == int(before.step) + 1
+  assert not np.array_equal(jax.device_get(after.controller.params['w_emb']),
+                            before.params['w_emb'])

@@ -267,6 +267,9 @@ def lm_controller_step(state: EnasState, batches: types.Batch, *, model,
   ce = jax.lax.map(
       lambda a: lm_cross_entropy(state.params, a[0], a[1], a[2], model=model),
       (arcs, batches['inputs'], batches['targets']))
+  # A sampled cell whose loss overflows or is NaN is the worst child: reward
+  # 0 (infinite perplexity), not a reason to stop the search.
+  ce = jnp.where(jnp.isnan(ce), jnp.inf, ce)
   ppl = jnp.exp(ce)
   ctrl, metrics = reinforce.update(
       state.controller, arcs, reward_constant / ppl,
@@ -276,9 +279,12 @@ def lm_controller_step(state: EnasState, batches: types.Batch, *, model,
       decay=baseline_decay)
   metrics = {k: v for k, v in metrics.items()
              if k not in ('skip_penalty', 'skips')}
-  metrics.update(perplexity=jnp.exp(ce.mean()), min_perplexity=ppl.min())
-  return train_state.keep_if_finite(state, state.replace(controller=ctrl),
-                                    metrics)
+  new, metrics = train_state.keep_if_finite(
+      state, state.replace(controller=ctrl), metrics)
+  # Reported, not guarded: infinite when a child diverged.
+  metrics.update(perplexity=jnp.exp(ce.mean()), min_perplexity=ppl.min(),
+                 diverged_children=jnp.sum(~jnp.isfinite(ce)))
+  return new, metrics
 
 
 def lm_score_arcs(state: EnasState, arcs, data, *, model, bptt: int):

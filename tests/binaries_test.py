@@ -133,15 +133,9 @@ def test_bad_flag_is_one_line_exit_2(flag, message, tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
-def test_sigterm_saves_exits_143_and_writes_no_final_files(tmp_path):
-  config = os.path.join(ROOT, 'experiments', 'configs', 'darts_search.py')
-  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
-  proc = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_search.py'),
-       f'--config={config}:tiny', f'--workdir={tmp_path}',
-       '--config.search.arch_mode=first_order', '--config.max_steps=0',
-       '--config.epochs=50', '--config.checkpoint_every_steps=100000'],
-      stderr=subprocess.PIPE, text=True, env=env)
+def _sigterm_after_step_2(proc) -> str:
+  """Sends SIGTERM once `proc` logs 'step 2/' (or after 10 min); its whole
+  stderr once it has exited."""
   lines = []
   deadline = time.time() + 600
   try:
@@ -153,7 +147,19 @@ def test_sigterm_saves_exits_143_and_writes_no_final_files(tmp_path):
     _, rest = proc.communicate(timeout=300)
   finally:
     proc.kill()
-  stderr = ''.join(lines) + rest
+  return ''.join(lines) + rest
+
+
+def test_sigterm_saves_exits_143_and_writes_no_final_files(tmp_path):
+  config = os.path.join(ROOT, 'experiments', 'configs', 'darts_search.py')
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'darts_search.py'),
+       f'--config={config}:tiny', f'--workdir={tmp_path}',
+       '--config.search.arch_mode=first_order', '--config.max_steps=0',
+       '--config.epochs=50', '--config.checkpoint_every_steps=100000'],
+      stderr=subprocess.PIPE, text=True, env=env)
+  stderr = _sigterm_after_step_2(proc)
   assert proc.returncode == 143, stderr[-3000:]
   assert 'Interrupted (SIGTERM)' in stderr
   assert 'Traceback' not in stderr
@@ -184,18 +190,7 @@ def test_enas_sigterm_exits_143_then_resumes_to_the_uninterrupted_result(
        '--config.max_steps=0', '--config.epochs=50',
        '--config.checkpoint_every_steps=100000'],
       stderr=subprocess.PIPE, text=True, env=env)
-  lines = []
-  deadline = time.time() + 600
-  try:
-    for line in proc.stderr:
-      lines.append(line)
-      if ' step 2/' in line or time.time() > deadline:
-        break
-    proc.send_signal(signal.SIGTERM)
-    _, rest = proc.communicate(timeout=300)
-  finally:
-    proc.kill()
-  stderr = ''.join(lines) + rest
+  stderr = _sigterm_after_step_2(proc)
   assert proc.returncode == 143, stderr[-3000:]
   assert 'Interrupted (SIGTERM)' in stderr and 'Traceback' not in stderr
   saved = [int(n) for n in os.listdir(split / 'checkpoints') if n.isdigit()]

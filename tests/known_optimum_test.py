@@ -44,7 +44,7 @@ from nasjax.search_spaces import enas as enas_space
 from nasjax.train_state import SearchState
 
 
-def _setup(preset: str, size: int, tanh: bool = True):
+def _setup(preset: str, size: int, tanh: bool = True, skip_form=None):
   """(space, controller config, optimiser, update kwargs, children) of a
   preset, at `size` nodes (micro, recurrent) or layers (macro)."""
   rnn = preset in enas_rnn_search.VARIANTS
@@ -60,6 +60,8 @@ def _setup(preset: str, size: int, tanh: bool = True):
   else:
     cfg.model.nodes = cfg.model.layers = size
     space = enas_search_lib.make_space(cfg)
+    if skip_form:
+      c.skip_penalty_form = skip_form
     ccfg = enas_search_lib.controller_config(cfg)
     tx = R.adam(c.learning_rate, form=c.adam_form)
     kwargs = dict(entropy_weight=c.entropy_weight, decay=c.baseline_decay,
@@ -67,11 +69,12 @@ def _setup(preset: str, size: int, tanh: bool = True):
   return space, ccfg, tx, kwargs, c.num_aggregate
 
 
-def _train(preset, size, reward_fn, updates, tanh=True, seed=0):
+def _train(preset, size, reward_fn, updates, tanh=True, seed=0,
+           skip_form=None):
   """Trains a fresh controller for `updates` updates on `reward_fn(arcs)`;
   returns (space, config, final params, [updates] mean rewards, [updates]
   mean skips)."""
-  space, ccfg, tx, kwargs, n = _setup(preset, size, tanh)
+  space, ccfg, tx, kwargs, n = _setup(preset, size, tanh, skip_form)
   sample = jax.vmap(functools.partial(C.sample, space=space, config=ccfg),
                     (None, 0))
   score = functools.partial(C.log_prob, space=space, config=ccfg)
@@ -182,22 +185,8 @@ def test_macro_skip_rate_converges_to_its_target_under_a_flat_reward(
   (its KL is on sigmoid(q), while sampling uses sigmoid(2q)). From 0.5 at
   initialisation; the final 100 updates' rate is over 12,000 skip draws
   (one standard error 0.0045)."""
-  space, ccfg, tx, kwargs, n = _setup('macro', 4)
-  ccfg = C.ControllerConfig(**{**ccfg.__dict__, 'skip_penalty_form': form})
-  sample = jax.vmap(functools.partial(C.sample, space=space, config=ccfg),
-                    (None, 0))
-  score = functools.partial(C.log_prob, space=space, config=ccfg)
-
-  @jax.jit
-  def run(state, key):
-    def one(st, k):
-      arcs = sample(st.params, jax.random.split(k, n)).arc
-      st, m = R.update(st, arcs, jnp.zeros(n), score=score, tx=tx, **kwargs)
-      return st, m['skips']
-    return jax.lax.scan(one, state, jax.random.split(key, 400))
-
-  params = C.init(jax.random.key(0), space, ccfg)
-  _, skips = run(R.create(params, tx), jax.random.key(1))
+  flat = lambda arcs: jnp.zeros(arcs['ops'].shape[0])
+  *_, skips = _train('macro', 4, flat, 400, skip_form=form)
   rate = np.asarray(skips) / 6.0  # 6 skip decisions in 4 layers.
   assert abs(rate[:10].mean() - 0.5) < 0.05, rate[:10].mean()
   assert abs(rate[-100:].mean() - target) < 0.025, rate[-100:].mean()

@@ -81,8 +81,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Adam, b1 = 0 and eps = 1e-3 (reference), constant learning rate.
   c.controller.learning_rate = 0.001 if macro else 0.0035
   # 'tf1': TensorFlow 1's Adam, eps added to the uncorrected sqrt(v) (the
-  # reference's: early updates up to 12x smaller at eps = 1e-3); 'optax':
-  # optax.adam, eps added after bias correction.
+  # reference's: at eps = 1e-3 its first updates are several times
+  # smaller); 'optax': optax.adam, eps added after bias correction.
   c.controller.adam_form = 'tf1'
   # Added to the reward: entropy_weight * entropy of the sampled arc.
   c.controller.entropy_weight = 1e-4

@@ -348,3 +348,38 @@ def test_darts_step_derives_the_planted_cell(arch_mode, seed):
     assert (sorted(g.normal[2 * node:2 * node + 2]) ==
             sorted(planted[2 * node:2 * node + 2])), g.normal
   assert float(val_loss[-20:].mean()) < 0.85 * float(val_loss[:20].mean())
+
+
+# One whole ENAS search loop: `lm_search.search`, child and controller phases
+# alternating, then derive. The generated corpus (`data.ptb.synthetic`) is
+# the planted problem: its next word depends on a hidden topic, so a cell
+# must keep a memory of recent words, and cells differ widely in how well
+# they do with the same shared weights.
+
+def test_enas_recurrent_search_finds_cells_better_than_random():
+  """The synthetic preset at 4 nodes, 16 units, 10 epochs of a 10,000-word
+  corpus (about 10 s). With the same shared weights on the same derive
+  windows, the controller's 50 samples must have a median perplexity under
+  0.85x that of 50 uniformly random cells (measured 0.63; seeds 1-3: 0.68,
+  0.79, 0.79), and the derived cell must beat the best random cell.
+
+  Chance: with the controller's learning rate at 1e-9 (the controller stays
+  at its near-uniform start) the same run gives a median ratio of 1.04 and
+  a derived cell worse than the best random one (seeds 0 and 1); the two
+  medians are then draws from about the same distribution, and the best of
+  50 controller samples beats the best of 50 random cells half the time.
+  Catches (each mutation run): a controller update that keeps the old
+  weights, rewards paired with the wrong children (reversed), a reversed
+  advantage, a derive that keeps the worst candidate.
+  """
+  c = configs.enas_rnn('synthetic')
+  c.num_devices = 1
+  c.model.nodes, c.model.units, c.epochs = 4, 16, 10
+  c.data.synthetic_tokens, c.data.synthetic_vocab = (10_000, 3_000, 1_000), 50
+  result = lm_search.search(c, None, progress='none')
+  s = result.summary
+  assert result.status == 'completed'
+  assert s['derive_median_perplexity'] < 0.85 * s['random_median_perplexity'], s
+  assert s['derive_perplexity'] < s['random_best_perplexity'], s
+  rewards = [r.train['controller/reward'] for r in result.history]
+  assert rewards[-1] > 2 * rewards[0], rewards

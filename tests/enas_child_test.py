@@ -1,5 +1,6 @@
-"""ENAS shared-weight children: equal to the fixed network of their arc,
-one compiled function for every arc; the child optimiser and schedules."""
+"""ENAS shared-weight children: equal to the fixed network of their arc and
+to independent NumPy transcriptions of the search wiring, one compiled
+function for every arc; the child optimiser and schedules."""
 
 import functools
 
@@ -13,6 +14,7 @@ import pytest
 from nasjax.enas import child as child_lib
 from nasjax.enas import step as step_lib
 from nasjax.search_spaces.enas import MacroSpace, MicroSpace
+from tests import enas_final_test as ref
 
 MICRO = MicroSpace(num_nodes=2)
 MACRO = MacroSpace(num_layers=3)
@@ -221,3 +223,160 @@ def test_micro_search_child_counts_the_weights_the_reference_allocates():
   p = jax.eval_shape(lambda: fixed.init({'params': jax.random.key(0)}, X,
                                         None, train=True))['params']
   assert child_lib.param_count(p) == layers.param_count(p)
+
+
+# What the search children compute, checked against independent NumPy
+# transcriptions of the search wiring (melodyguan/enas `micro_child.py` and
+# `general_child.py`, `_enas_layer`), in float64 with random weights and
+# BatchNorm parameters. The shared child runs the arc through its switches
+# and weight banks; the NumPy pass reads the weights `fixed_params` slices
+# out for that arc. The shared-equals-fixed tests above cannot see an op
+# built as the wrong op (both sides share the op table), nor can the final
+# networks' tests (they build their own ops).
+
+
+def _np_bn(x, p, s=None, eps=1e-5):
+  """BN with running statistics `s`, or with the batch's (s None)."""
+  if s is None:
+    s = {'mean': x.mean((0, 1, 2)), 'var': x.var((0, 1, 2))}
+  return (x - s['mean']) / np.sqrt(s['var'] + eps) * p['scale'] + p['offset']
+
+
+def _np_reduce(x, p, s=None, relu=False):
+  x = np.maximum(x, 0) if relu else x
+  even = x[:, ::2, ::2] @ p['w1']
+  odd = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1::2, 1::2] @ p['w2']
+  return _np_bn(np.concatenate([even, odd], -1), p['bn'],
+                None if s is None else s['bn'])
+
+
+def _np_conv1x1(x, p):
+  return _np_bn(np.maximum(x, 0) @ p['w'], p['bn'])
+
+
+def _np_search_micro_cell(tokens, f, s0, s1, p):
+  """A search cell (stride 1; batch-statistics BN everywhere)."""
+  if s0.shape[1] != s1.shape[1]:
+    s0 = _np_reduce(s0, p['calibrate_x'], relu=True)
+  elif s0.shape[-1] != f:
+    s0 = _np_conv1x1(s0, p['calibrate_x'])
+  if s1.shape[-1] != f:
+    s1 = _np_conv1x1(s1, p['calibrate_y'])
+  states, used = [s0, s1], set()
+  for i in range(len(tokens) // 4):
+    out = 0.0
+    for k, slot in enumerate('xy'):
+      idx, op = tokens[4 * i + 2 * k], tokens[4 * i + 2 * k + 1]
+      h, name = states[idx], f'node{i}_{slot}'
+      if op in (0, 1):
+        for t in range(2):
+          h = ref._np_depthwise(np.maximum(h, 0), p[f'{name}_dw'][t], 1)
+          h = _np_bn(h @ p[f'{name}_pw'][t],
+                     {'scale': p[f'{name}_scale'][t],
+                      'offset': p[f'{name}_offset'][t]})
+      elif op in (2, 3):
+        h = ref._np_pool(h, 1, 'avg' if op == 2 else 'max')
+      out = out + h
+      used.add(idx)
+    states.append(out)
+  loose = np.concatenate([st for j, st in enumerate(states) if j not in used],
+                         -1)
+  return _np_bn(np.maximum(loose, 0) @ p['final_conv'], p['final_bn'])
+
+
+def _np_search_micro_child(arc, f, num_layers, x, p):
+  x = _np_bn(ref._np_conv(x, p['stem']), p['stem_bn'])
+  s0 = s1 = x
+  d = num_layers // 3
+  for layer in range(num_layers + 2):
+    reduction = layer in (d, 2 * d + 1)
+    if reduction:  # Reduced before the cell, which runs at stride 1.
+      f *= 2
+      s0, s1 = s1, _np_reduce(s1, p[f'reduce{layer}'])
+    out = _np_search_micro_cell(arc[int(reduction)], f, s0, s1,
+                                p[f'cell{layer}'])
+    s0, s1 = s1, out
+  return np.maximum(s1, 0).mean((1, 2)) @ p['fc']
+
+
+def _np_search_macro_child(ops, skips, x, p, s):
+  """The macro search child in inference (running statistics)."""
+  states = [_np_bn(ref._np_conv(x, p['stem']), p['stem_bn'], s['stem_bn'])]
+  d = len(ops) // 3
+  for i, op in enumerate(ops):
+    q, t = p[f'layer{i}'], s[f'layer{i}']
+    y = np.maximum(_np_bn(states[-1] @ q['inp'], q['inp_bn'], t['inp']), 0)
+    if op in (4, 5):
+      y = ref._np_pool(y, 1, 'avg' if op == 4 else 'max')
+    else:
+      y = (ref._np_depthwise(y, q['dw'], 1) @ q['pw'] if op in (1, 3) else
+           ref._np_conv(y, q['w']))
+      y = np.maximum(_np_bn(y, q['out_bn'], t['out'], eps=1e-3), 0)
+    if i > 0:
+      y = y + sum(states[j] for j in range(i) if skips[i][j])
+      y = _np_bn(y, p[f'skip_bn{i}'], s[f'skip_bn{i}'])
+    states.append(y)
+    if i in (d - 1, 2 * d - 1):
+      states = [_np_reduce(st, p[f'reduce{i}_from{j}'],
+                           s[f'reduce{i}_from{j}'])
+                for j, st in enumerate(states)]
+  return states[-1].mean((1, 2)) @ p['fc']
+
+
+def _randomise(tree, rng):
+  """Random BN affine parameters and statistics (by name suffix), weights as
+  initialised; float64."""
+  def one(path, leaf):
+    name = str(path[-1].key)
+    kind = next((k for k in ('scale', 'offset', 'mean', 'var')
+                 if name == k or name.endswith('_' + k)), None)
+    return ref._randomised(kind or name, leaf, rng)
+  return jax.tree_util.tree_map_with_path(one, jax.device_get(tree))
+
+
+def test_micro_search_child_equals_an_independent_numpy_forward_pass():
+  """Every micro op in both cells (separable 3x3 and 5x5, average and max
+  pools, identity), a reduction cell reading its factorised-reduced input,
+  a loose cell input in the output: the shared child's logits for this arc
+  equal the NumPy search cell on the weights sliced for the arc."""
+  space = MicroSpace(num_nodes=3)
+  normal = (0, 0, 1, 2, 2, 3, 1, 4, 0, 1, 3, 0)
+  reduce = (1, 1, 1, 3, 2, 4, 1, 2, 3, 0, 1, 4)
+  assert space.loose_ends(reduce) == [0, 4]
+  arc = np.asarray([normal, reduce])
+  net = child_lib.child(space, channels=4, num_layers=3, aux_head=False,
+                        keep_prob=1.0)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(4, 8, 8, 3))
+  v = _randomise(net.init({'params': jax.random.key(0)}, x.astype(np.float32),
+                          arc, train=False), rng)
+  got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
+                  x.astype(np.float32), arc, train=False)
+  p = jax.device_get(child_lib.fixed_params(space, v['params'], arc))
+  want = _np_search_micro_child((normal, reduce), 4, 3, x, p)
+  np.testing.assert_allclose(got, want, rtol=1e-4,
+                             atol=1e-4 * np.abs(want).max())
+
+
+def test_macro_search_child_equals_an_independent_numpy_forward_pass():
+  """Six layers using the six macro ops, skips from the stem and across
+  both reductions, random BN parameters and running statistics: the shared
+  child's inference logits for this arc equal the NumPy search wiring
+  (skips added, then BN; filters stay F at the reductions)."""
+  space = MacroSpace(num_layers=6)
+  ops = np.asarray([0, 1, 4, 2, 5, 3])
+  skips = np.zeros((6, 6), np.int32)
+  skips[2, 0] = skips[3, 1] = skips[5, 0] = skips[5, 3] = 1
+  arc = {'ops': ops, 'skips': skips}
+  net = child_lib.child(space, channels=4, keep_prob=1.0)
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(2, 8, 8, 3))
+  v = _randomise(net.init({'params': jax.random.key(0)}, x.astype(np.float32),
+                          arc, train=False), rng)
+  got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
+                  x.astype(np.float32), arc, train=False)
+  p, s = jax.device_get(child_lib.fixed_params(space, v['params'], arc,
+                                               v['batch_stats']))
+  want = _np_search_macro_child(ops, skips, x, p, s)
+  np.testing.assert_allclose(got, want, rtol=1e-4,
+                             atol=1e-4 * np.abs(want).max())

@@ -26,9 +26,12 @@ Synopsis:
 """
 
 import dataclasses
+import fcntl
+import functools
 import json
 import os
 import signal
+import socket
 import tempfile
 import time
 from typing import Any, Callable
@@ -123,7 +126,8 @@ class _Metrics:
 
 
 def prepare_workdir(path: str) -> None:
-  """Creates `path` if needed and checks that files can be written there."""
+  """Creates `path` if needed, checks that files can be written there and
+  takes its lock (`lock_workdir`)."""
   try:
     os.makedirs(path, exist_ok=True)
     with tempfile.TemporaryFile(dir=path):
@@ -131,6 +135,81 @@ def prepare_workdir(path: str) -> None:
   except OSError as e:
     raise errors.UserError(
         f'Cannot write to the workdir {path!r}: {e.strerror or e}.') from None
+  lock_workdir(path)
+
+
+# The workdir lock: an exclusive `flock` on LOCK_FILE, which names its owner.
+# The kernel drops the lock when its process dies however it dies, so a
+# lock file left by a killed run never blocks the next one. Held locks, by
+# real path: the open file; `_SCOPES`: the locks each `releases_workdirs`
+# call took, released when it returns.
+LOCK_FILE = 'nasjax.lock'
+_HELD: dict[str, int] = {}
+_SCOPES: list[list[str]] = []
+
+
+def lock_workdir(path: str) -> None:
+  """Takes `path`'s lock for this process, or raises `UserError` naming the
+  run that holds it. Taken already by this process: nothing to do. Only the
+  first process of a multi-host run locks (the others share its workdir).
+  Inside a `releases_workdirs` call the lock is released when that call
+  returns; otherwise when the process exits."""
+  key = os.path.realpath(path)
+  if key in _HELD or jax.process_index() != 0:
+    return
+  name = os.path.join(path, LOCK_FILE)
+  try:
+    fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise errors.UserError(
+        f'Cannot create the lock file {name!r}: {e.strerror or e}.') from None
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    owner = os.pread(fd, 512, 0).decode(errors='replace').strip()
+    os.close(fd)
+    raise errors.UserError(
+        f'The workdir {path!r} is in use by another run '
+        f'({owner or "owner unknown"}); wait for it to end or use another '
+        'workdir.') from None
+  left = os.pread(fd, 512, 0).decode(errors='replace').strip()
+  if left:
+    logging.warning('Taking over the workdir lock %s, left by a run that '
+                    'ended without releasing it (%s).', name, left)
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, (f'host {socket.gethostname()} pid {os.getpid()}, since '
+                 f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n').encode(), 0)
+  _HELD[key] = fd
+  if _SCOPES:
+    _SCOPES[-1].append(key)
+
+
+def unlock_workdir(path: str) -> None:
+  """Releases `path`'s lock if this process holds it. The file stays, empty
+  (removing it would let a process that opened it before the removal lock a
+  file no one else sees); one that names an owner was left by a run that
+  did not end cleanly."""
+  fd = _HELD.pop(os.path.realpath(path), None)
+  if fd is None:
+    return
+  try:
+    os.ftruncate(fd, 0)
+  finally:
+    os.close(fd)
+
+
+def releases_workdirs(fn):
+  """Decorates a run function: the workdir locks it takes are released when
+  it returns or raises."""
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    _SCOPES.append([])
+    try:
+      return fn(*args, **kwargs)
+    finally:
+      for key in reversed(_SCOPES.pop()):
+        unlock_workdir(key)
+  return wrapped
 
 
 # Config fields that may change between a run and its resumption: how the

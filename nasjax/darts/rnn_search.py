@@ -136,6 +136,7 @@ def _tensorboard(workdir, space):
   return writer
 
 
+@loop.releases_workdirs
 def search(config: ml_collections.ConfigDict, workdir: str | None,
            corpus: ptb.Corpus | None = None, *,
            callback: Callable[[list[history_lib.EpochRecord]], None]

@@ -149,6 +149,7 @@ def _write_alpha(writer, record, space):
                     close=True)
 
 
+@loop.releases_workdirs
 def search(config: ml_collections.ConfigDict, workdir: str | None,
            dataset: pipeline.Dataset, *,
            callback: Callable[[list[history_lib.EpochRecord]], None]

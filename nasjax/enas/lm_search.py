@@ -146,6 +146,7 @@ def _tensorboard(workdir):
   return SummaryWriter(os.path.join(workdir, 'tb'))
 
 
+@loop.releases_workdirs
 def search(config: ml_collections.ConfigDict, workdir: str | None,
            corpus: ptb.Corpus | None = None, *,
            callback: Callable[[list], None] | None = None,

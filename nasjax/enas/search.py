@@ -336,6 +336,7 @@ def _arc_string(space, arc) -> str:
   return enas_space.to_dict(space, arc)['arc']
 
 
+@loop.releases_workdirs
 def search(config: ml_collections.ConfigDict, workdir: str | None,
            dataset: pipeline.Dataset, *,
            callback: Callable[[list], None] | None = None,

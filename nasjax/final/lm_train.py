@@ -197,6 +197,7 @@ def recurrent_cell(arch, name: str = '') -> recurrent.RecurrentGenotype:
       'or its notation.')
 
 
+@loop.releases_workdirs
 def train(config: ml_collections.ConfigDict, workdir: str | None,
           corpus: ptb.Corpus | None = None,
           genotype: recurrent.RecurrentGenotype | None = None, *,

@@ -180,6 +180,7 @@ def _methods():
   }
 
 
+@loop.releases_workdirs
 def run(config: ml_collections.ConfigDict, workdir: str | None,
         data, *, progress: str = 'auto') -> SelectionResult:
   """Searches, samples, trains and compares (see the module docstring).

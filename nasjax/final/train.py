@@ -193,6 +193,7 @@ class TrainResult:
   workdir: str | None = None
 
 
+@loop.releases_workdirs
 def train(config: ml_collections.ConfigDict, workdir: str | None,
           dataset: pipeline.Dataset, genotype: genotype_lib.Genotype, *,
           callback: Callable[[list[history_lib.EpochRecord]], None]

@@ -290,6 +290,9 @@ class Opened:
   checkpointer: checkpoint.Checkpointer | None
   meta: dict | None                            # of the restored checkpoint
   history: list                                # `history.EpochRecord`s so far
+  # A run that had finished already: its results.json, which the run
+  # function returns as its summary, writing no result file again.
+  previous: dict | None = None
 
 
 def open_run(workdir: str | None, state, mesh, *, keep: int, expect: dict,
@@ -308,10 +311,28 @@ def open_run(workdir: str | None, state, mesh, *, keep: int, expect: dict,
   state, meta = resume(ckpt, state, mesh, expect=expect)
   state = parallel.place(state, mesh)
   start = int(jax.device_get(state.step))
-  if start:
+  previous = None
+  if start >= total_steps:
+    previous = finished_results(workdir)
+  if previous is not None:
+    report.message(f'The {what} in {workdir} is complete already (step '
+                   f'{start} of {total_steps}): its results are read back; '
+                   'no file is rewritten.')
+  elif start:
     report.message(f'Resuming the {what} in {workdir} at step {start} of '
                    f'{total_steps}.')
-  return Opened(state, start, ckpt, meta, history_lib.load(workdir, start))
+  return Opened(state, start, ckpt, meta, history_lib.load(workdir, start),
+                previous)
+
+
+def finished_results(workdir: str) -> dict | None:
+  """The results.json of a completed run in `workdir`, or None."""
+  try:
+    with open(os.path.join(workdir, 'results.json')) as f:
+      results = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return results if results.get('status') == 'completed' else None
 
 
 def run(state, *, start: int, total_steps: int, steps_per_epoch: int,

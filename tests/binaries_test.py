@@ -219,3 +219,7 @@ def test_enas_sigterm_exits_143_then_resumes_to_the_uninterrupted_result(
       jax.device_get(resumed.state.checkpoint_items()),
       jax.device_get(straight.state.checkpoint_items()))
   assert (split / 'arc.json').exists()
+  # Run again, the finished search is read back; nothing is rewritten.
+  again = helpers.assert_rerun_changes_nothing(split, lambda: run(split))
+  assert again.status == 'completed'
+  assert again.arc_string == resumed.arc_string

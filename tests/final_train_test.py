@@ -77,6 +77,15 @@ def test_binary_smoke_run(tmp_path):
   assert G.from_dict(results['genotype']) == GENOTYPE
   assert os.listdir(tmp_path / 'run' / 'tb')
   assert 'ETA' in out.stderr and 'orbax' not in out.stderr
+  # Run again, it reports the finished run and rewrites nothing.
+  again = helpers.assert_rerun_changes_nothing(
+      tmp_path / 'run', lambda: helpers.run_binary(
+          'darts_train', 'tiny',
+          f'--config.genotype={tmp_path / "searched.json"}',
+          f'--workdir={tmp_path / "run"}'))
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'is complete already' in again.stderr
+  assert f'{results["test_accuracy"]:.4f}' in again.stdout + again.stderr
 
 
 def test_unknown_genotype_name_fails_before_any_work(tmp_path):

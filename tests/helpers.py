@@ -1,6 +1,7 @@
 """A tiny search problem shared by the tests (compiled functions are reused)."""
 
 
+import json
 import os
 import subprocess
 import sys
@@ -160,3 +161,37 @@ def restore_latest(workdir: str, template):
     return ckpt.restore_latest(template)
   finally:
     ckpt.close()
+
+
+def _files(workdir) -> dict:
+  """{relative path: (mtime_ns, bytes)} of a workdir's files, TensorBoard's
+  event files and the lock file left out."""
+  out = {}
+  for root, _, names in os.walk(workdir):
+    rel = os.path.relpath(root, workdir)
+    if rel == 'tb' or rel.startswith('tb' + os.sep):
+      continue
+    for name in names:
+      if name == 'nasjax.lock':
+        continue
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, workdir)] = (os.stat(path).st_mtime_ns,
+                                               f.read())
+  return out
+
+
+def assert_rerun_changes_nothing(workdir, rerun):
+  """Runs `rerun()` (the finished run in `workdir` again) and checks that no
+  file changed, not even its time stamp, and that it returns (if anything)
+  a result whose summary is the results.json on disk."""
+  before = _files(workdir)
+  assert 'results.json' in before, sorted(before)
+  out = rerun()
+  after = _files(workdir)
+  changed = sorted(k for k in set(before) | set(after)
+                   if before.get(k) != after.get(k))
+  assert not changed, (changed, getattr(out, 'stderr', '')[-3000:])
+  if out is not None and hasattr(out, 'summary'):
+    assert out.summary == json.loads(before['results.json'][1])
+  return out

@@ -164,6 +164,9 @@ def test_binary_then_resume_equals_uninterrupted_and_evaluates_the_average(
     results = json.load(f)
   assert results['param_count'] == a.param_count
   assert os.path.exists(os.path.join(straight, 'genotype.svg'))
+  again = helpers.assert_rerun_changes_nothing(
+      straight, lambda: lm_train.train(config, straight, progress='none'))
+  assert again.test_perplexity == a.test_perplexity
 
 
 def test_a_convolutional_genotype_is_a_clear_error():

@@ -71,6 +71,9 @@ def test_binary_then_resume_equals_uninterrupted(tmp_path):
   for name in ('genotype.json', 'genotype.txt', 'genotype.svg',
                'history.json', 'results.json', 'genotypes/epoch_001.svg'):
     assert os.path.exists(os.path.join(straight, name)), name
+  again = helpers.assert_rerun_changes_nothing(
+      straight, lambda: rnn_search.search(config, straight, progress='none'))
+  assert again.genotype == a.genotype and again.status == 'completed'
   with open(os.path.join(straight, 'genotype.json')) as f:
     assert genotype_lib.from_dict(json.load(f)) == a.genotype
   record = a.history[-1]

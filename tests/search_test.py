@@ -140,6 +140,13 @@ def test_binary_smoke_run(tmp_path):
   results = json.loads((tmp_path / 'results.json').read_text())
   assert results['status'] == 'completed' and results['step'] == 2
   assert np.isfinite(results['last_epoch_metrics']['val_loss'])
+  # Run again, it reports the finished run and rewrites nothing.
+  again = helpers.assert_rerun_changes_nothing(tmp_path, lambda: subprocess.run(
+      out.args, capture_output=True, text=True, env=env, timeout=900,
+      check=False))
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'is complete already' in again.stderr
+  assert again.stdout == out.stdout  # The same genotype, printed again.
   assert 'ETA' in out.stderr
   # The compilation is announced before it starts and timed after it.
   log = out.stderr

@@ -196,7 +196,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                                        epoch))
 
   writer = None
-  if workdir is not None and pidx == 0:
+  if workdir is not None and pidx == 0 and not opened.previous:
     writer = _tensorboard(workdir, b.space)
     os.makedirs(os.path.join(workdir, 'genotypes'), exist_ok=True)
 
@@ -277,9 +277,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   summary = {**result.summary(total_steps, t0, mesh.devices.size),
              'genotype': g.to_dict(),
              'valid_perplexity': last.get('valid_perplexity')}
+  summary = opened.previous or summary
   out = RnnSearchResult(result.status, g, records, state, b.space, summary,
                         workdir)
-  if result.status != 'completed' or workdir is None or pidx != 0:
+  if (result.status != 'completed' or workdir is None or pidx != 0 or
+      opened.previous):
     return out
   genotype_lib.write_files(g, os.path.join(workdir, 'genotype'))
   with open(os.path.join(workdir, 'results.json'), 'w') as f:

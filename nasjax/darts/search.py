@@ -219,7 +219,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                             **batch_args)
 
   writer = None
-  if workdir is not None and pidx == 0:
+  if workdir is not None and pidx == 0 and not opened.previous:
     writer = _tensorboard(workdir, space)
     os.makedirs(os.path.join(workdir, 'genotypes'), exist_ok=True)
 
@@ -294,8 +294,10 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   g = genotype_lib.from_alpha(alpha, space)
   summary = {**result.summary(total_steps, t0, mesh.devices.size),
              'genotype': genotype_lib.to_dict(g)}
+  summary = opened.previous or summary
   out = SearchResult(result.status, g, records, state, space, summary, workdir)
-  if result.status != 'completed' or workdir is None or pidx != 0:
+  if (result.status != 'completed' or workdir is None or pidx != 0 or
+      opened.previous):
     return out  # Not finished (or nowhere to write): no final files.
   genotype_lib.write_files(g, os.path.join(workdir, 'genotype'))
   if records:

@@ -195,7 +195,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   key = jax.random.key(config.seed + 2)
 
   writer = None
-  if workdir is not None and pidx == 0:
+  if workdir is not None and pidx == 0 and not opened.previous:
     writer = _tensorboard(workdir)
     os.makedirs(os.path.join(workdir, 'arcs'), exist_ok=True)
 
@@ -302,6 +302,14 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     return enas_search.EnasSearchResult(
         result.status, None, None, [], records, state, b.space, summary,
         workdir, b.controller)
+  if opened.previous:
+    if writer is not None:
+      writer.close()
+    p = opened.previous
+    return enas_search.EnasSearchResult(
+        'completed', enas_space.from_dict(p['arc'])[1], None,
+        [tuple(c) for c in p['candidates']], records, state, b.space, p,
+        workdir, b.controller, perplexity=p['derive_perplexity'])
   report.message(f'Deriving: {config.derive.num_samples} sampled cells, each '
                  f'scored on the same {k} validation windows.')
   arcs, ppls = candidates(state, jax.random.fold_in(key, 1 << 20),

@@ -381,7 +381,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   key = jax.random.key(config.seed + 2)
 
   writer = None
-  if workdir is not None and pidx == 0:
+  if workdir is not None and pidx == 0 and not opened.previous:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     writer = SummaryWriter(os.path.join(workdir, 'tb'))
     os.makedirs(os.path.join(workdir, 'arcs'), exist_ok=True)
@@ -466,6 +466,14 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       writer.close()
     return EnasSearchResult(result.status, None, None, [], records, state,
                             s.space, summary, workdir, s.controller)
+  if opened.previous:
+    if writer is not None:
+      writer.close()
+    p = opened.previous
+    return EnasSearchResult(
+        'completed', enas_space.from_dict(p['arc'])[1], p['derive_accuracy'],
+        [tuple(c) for c in p['candidates']], records, state, s.space, p,
+        workdir, s.controller)
   report.message(f'Deriving: {config.derive.num_samples} sampled arcs, each '
                  f'scored on the same {config.derive.num_batches} validation '
                  'batches.')

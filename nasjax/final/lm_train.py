@@ -273,7 +273,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
                                   epoch, max_delta=config.max_seq_len_delta,
                                   bucket=config.length_bucket))
   writer = None
-  if workdir is not None and pidx == 0:
+  if workdir is not None and pidx == 0 and not opened.previous:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     writer = SummaryWriter(os.path.join(workdir, 'tb'))
     genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
@@ -349,7 +349,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
     state = start_averaging(state)
   valid_ce = records[-1].train['valid_ce'] if records else None
   test_ce = None
-  if result.status == 'completed':
+  if result.status == 'completed' and not opened.previous:
     test_ce = float(evaluate(state.eval_params(), {}, None, test))
   summary = {
       **result.summary(total_steps, t0, mesh.devices.size),
@@ -366,10 +366,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
       writer.add_scalar('test/perplexity', rnn.perplexity(test_ce),
                         summary['step'])
     writer.close()
+  summary = opened.previous or summary
   out = LMTrainResult(result.status, summary['valid_perplexity'],
                       summary['test_perplexity'], count, records, state,
                       summary, workdir)
-  if result.status == 'completed' and workdir is not None and pidx == 0:
+  if (result.status == 'completed' and workdir is not None and pidx == 0 and
+      not opened.previous):
     with open(os.path.join(workdir, 'results.json'), 'w') as f:
       json.dump(summary, f, indent=1)
   return out

@@ -247,7 +247,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   state, start, ckpt, records = (opened.state, opened.start,
                                  opened.checkpointer, opened.history)
   pidx, pcount = parallel.process_info()
-  if workdir is not None and pidx == 0:
+  if workdir is not None and pidx == 0 and not opened.previous:
     genotype_lib.write_files(genotype, os.path.join(workdir, 'genotype'))
 
   t = config.train
@@ -263,7 +263,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
                               seed=config.seed, start_step=start,
                               process_index=pidx, process_count=pcount)
   writer = None
-  if workdir is not None and pidx == 0:
+  if workdir is not None and pidx == 0 and not opened.previous:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     writer = SummaryWriter(os.path.join(workdir, 'tb'))
 
@@ -331,6 +331,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
     if writer is not None:
       writer.close()
     return out  # Not finished: not evaluated, no results file.
+  if opened.previous:
+    if writer is not None:
+      writer.close()
+    out.summary = opened.previous
+    out.test_accuracy = opened.previous.get('test_accuracy')
+    out.test_loss = opened.previous.get('test_loss')
+    return out
   last_epoch = (step - 1) // per_epoch
   test = log_test(result.state, last_epoch, result.last_epoch)
   if writer is not None:

@@ -11,6 +11,10 @@ What needs the data (a batch larger than its split) is checked when the data
 is loaded, with the same field names.
 """
 
+import difflib
+import functools
+import importlib
+
 from nasjax import errors
 from nasjax import layers
 from nasjax import ops
@@ -22,6 +26,59 @@ SECOND_ORDER_IMPLS = ('hvp', 'unrolled')
 NETWORK_KINDS = ('cifar', 'imagenet', 'enas')
 SCHEDULES = ('cosine', 'exponential', 'sgdr')
 DROP_PATH_RAMPS = ('epoch', 'step')
+
+
+def _flat_keys(d: dict, prefix: str = '') -> list[str]:
+  out = []
+  for k, v in d.items():
+    if isinstance(v, dict) and v:
+      out += _flat_keys(v, f'{prefix}{k}.')
+    else:
+      out.append(f'{prefix}{k}')
+  return out
+
+
+@functools.cache
+def _known_fields(family: str) -> frozenset:
+  """Every field of every variant of `nasjax.configs.<family>`."""
+  module = importlib.import_module(f'nasjax.configs.{family}')
+  return frozenset(k for v in module.VARIANTS
+                   for k in _flat_keys(module.get_config(v).to_dict()))
+
+
+def _suggest(key: str, known) -> list[str]:
+  """Known fields close to `key`: siblings first (a leaf it abbreviates, as
+  lr for learning_rate, or one spelt alike), then any field spelt alike or
+  with the same leaf."""
+  parent, _, leaf = key.rpartition('.')
+  join = lambda p, l: f'{p}.{l}' if p else l
+  siblings = [k.rpartition('.')[2] for k in known
+              if k.rpartition('.')[0] == parent]
+  abbrev = [s for s in siblings if ''.join(w[0] for w in s.split('_')) == leaf
+            or (len(leaf) > 2 and s.startswith(leaf))]
+  close = abbrev or difflib.get_close_matches(leaf, siblings, 2, 0.6)
+  if close:
+    return [join(parent, c) for c in sorted(close)[:3]]
+  return (difflib.get_close_matches(key, known, 2, 0.75) or
+          sorted(k for k in known if k.rpartition('.')[2] == leaf)[:3])
+
+
+def check_known_fields(config, family: str, prefix: str = 'config') -> None:
+  """Refuses a field that no preset of `family` (a `nasjax.configs` module:
+  'darts_search', 'enas_search', ...) has: a misspelt field set from Python
+  would otherwise be ignored without a word (the binaries' flags refuse
+  them already). The message names the closest known fields."""
+  known = _known_fields(family)
+  unknown = [k for k in _flat_keys(config.to_dict()) if k not in known]
+  if not unknown:
+    return
+  k = unknown[0]
+  close = _suggest(k, known)
+  hint = (' Did you mean ' + ' or '.join(f'{prefix}.{c}' for c in close) +
+          '?' if close else '')
+  more = f' ({len(unknown)} unknown fields: {unknown})' if len(unknown) > 1 else ''
+  raise errors.ConfigError(
+      f'{prefix}.{k} is not a field of a {family} config{more}.{hint}')
 
 
 def _check_run(f: errors.Fields, devices: int | None, config) -> None:
@@ -56,6 +113,7 @@ def _check_run(f: errors.Fields, devices: int | None, config) -> None:
 def check_search_config(config, devices: int | None = None,
                         prefix: str = 'config') -> None:
   """A darts_search config (nasjax/configs/darts_search.py)."""
+  check_known_fields(config, 'darts_search', prefix)
   f = errors.Fields(config, prefix)
   _check_run(f, devices, config)
   f.check(f.get('optimizer.learning_rate_min') <=
@@ -91,6 +149,7 @@ def check_search_config(config, devices: int | None = None,
 def check_train_config(config, devices: int | None = None,
                        prefix: str = 'config') -> None:
   """A darts_train config (nasjax/configs/darts_train.py)."""
+  check_known_fields(config, 'darts_train', prefix)
   f = errors.Fields(config, prefix)
   _check_run(f, devices, config)
   f.get('genotype')
@@ -129,6 +188,7 @@ SKIP_PENALTY_FORMS = ('sampled', 'reference')
 def check_enas_config(config, devices: int | None = None,
                       prefix: str = 'config') -> None:
   """An enas_search config (nasjax/configs/enas_search.py)."""
+  check_known_fields(config, 'enas_search', prefix)
   f = errors.Fields(config, prefix)
   _check_run(f, devices, config)
   f.one_of('space', ENAS_SPACES)
@@ -164,6 +224,7 @@ SELECTION_METHODS = ('darts', 'enas', 'darts_rnn', 'enas_rnn')
 def check_selection_config(config, search_devices: int | None = None,
                            train_devices: int | None = None) -> None:
   """A selection config: its search and training parts, and their link."""
+  check_known_fields(config, 'selection')
   errors.Fields(config).one_of('method', SELECTION_METHODS)
   if config.method in ('darts_rnn', 'enas_rnn'):
     check = (check_rnn_search_config if config.method == 'darts_rnn' else
@@ -220,6 +281,7 @@ def _check_language_model(f: errors.Fields, devices: int | None) -> None:
 def check_rnn_search_config(config, devices: int | None = None,
                             prefix: str = 'config') -> None:
   """A darts_rnn_search config (nasjax/configs/darts_rnn_search.py)."""
+  check_known_fields(config, 'darts_rnn_search', prefix)
   f = errors.Fields(config, prefix)
   _check_language_model(f, devices)
   f.at_least(1, 'search_space.steps')
@@ -240,6 +302,7 @@ def check_rnn_search_config(config, devices: int | None = None,
 def check_enas_rnn_config(config, devices: int | None = None,
                           prefix: str = 'config') -> None:
   """An enas_rnn_search config (nasjax/configs/enas_rnn_search.py)."""
+  check_known_fields(config, 'enas_rnn_search', prefix)
   f = errors.Fields(config, prefix)
   _check_language_model(f, devices)
   f.at_least(1, 'model.nodes', 'controller.lstm_size',
@@ -260,6 +323,7 @@ def check_enas_rnn_config(config, devices: int | None = None,
 def check_lm_train_config(config, devices: int | None = None,
                           prefix: str = 'config') -> None:
   """An lm_train config (nasjax/configs/lm_train.py)."""
+  check_known_fields(config, 'lm_train', prefix)
   f = errors.Fields(config, prefix)
   _check_language_model(f, devices)
   f.at_least(0, 'optimizer.nonmono', 'optimizer.average_from_epoch',

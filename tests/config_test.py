@@ -4,6 +4,8 @@ Shapes and fields only (no training), except one evaluation on 8 devices
 with an eval batch that does not divide across them.
 """
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -147,3 +149,49 @@ def test_evaluation_with_an_indivisible_eval_batch_on_8_devices():
   np.testing.assert_allclose(results[0]['accuracy'], results[1]['accuracy'])
   np.testing.assert_allclose(results[0]['loss'], results[1]['loss'],
                              rtol=1e-5)
+
+
+_CHECKS = {
+    darts_search: config_checks.check_search_config,
+    darts_train: config_checks.check_train_config,
+    enas_search: config_checks.check_enas_config,
+    darts_rnn_search: config_checks.check_rnn_search_config,
+    enas_rnn_search: config_checks.check_enas_rnn_config,
+    lm_train: config_checks.check_lm_train_config,
+    selection: config_checks.check_selection_config,
+}
+
+
+@pytest.mark.parametrize('module', list(_CHECKS), ids=lambda m: m.__name__)
+def test_a_misspelt_field_set_from_python_is_refused_with_a_suggestion(
+    module):
+  """Presets are open ConfigDicts, so `cfg.epoch = 7` adds a field that
+  nothing reads. Every run's config check refuses it, naming the field and
+  the one meant; every shipped preset passes (the check found the tiny
+  selection presets setting search.arch_mode, which no code reads, where
+  search.search.arch_mode was meant)."""
+  for variant in module.VARIANTS:
+    _CHECKS[module](module.get_config(variant))
+  config = module.get_config(module.VARIANTS[-1])
+  config.epoch = 7
+  hint = '' if module is selection else ' Did you mean config.epochs?'
+  with pytest.raises(errors.ConfigError, match=re.escape(
+      f'config.epoch is not a field of a {module.__name__.split(".")[-1]} '
+      f'config.{hint}')):
+    _CHECKS[module](config)
+
+
+def test_misspelt_nested_fields_and_presets_from_python():
+  config = darts_search.get_config('tiny')
+  config.optimizer.lr = 0.5
+  with pytest.raises(errors.ConfigError, match=r'config\.optimizer\.lr is not '
+                     r'.* Did you mean config\.optimizer\.learning_rate'):
+    config_checks.check_search_config(config)
+  stage = selection.get_config('svr_tiny')
+  stage.search.model.chanels = 4
+  with pytest.raises(errors.ConfigError, match=r'config\.search\.model\.'
+                     r'chanels .* Did you mean config\.search\.model\.channels'):
+    config_checks.check_selection_config(stage)
+  import nasjax  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.UserError, match="Unknown config variant 'digitz'"):
+    nasjax.configs.search('digitz')

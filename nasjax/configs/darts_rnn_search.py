@@ -20,6 +20,7 @@ Override any field from the command line, e.g.
 
 import ml_collections
 
+from nasjax import errors
 from nasjax.configs import common
 from nasjax.search_spaces import darts_rnn
 
@@ -29,7 +30,8 @@ VARIANTS = ('ptb', 'synthetic', 'tiny')
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'ptb'
   if arg not in VARIANTS:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   c = ml_collections.ConfigDict()
   # Reference rnn/train_search.py: seed 3, batch 256, 50 epochs, 300 units;
   # bptt // 2 with probability 0.05.

@@ -24,6 +24,7 @@ Override any field from the command line, e.g.
 
 import ml_collections
 
+from nasjax import errors
 from nasjax.configs import common
 from nasjax.search_spaces import darts_cell
 
@@ -34,7 +35,8 @@ VARIANTS = ('cifar10', 'cifar10_subset', 'digits', 'tiny')
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'cifar10'
   if arg not in VARIANTS:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   # Reference seed 2; an epoch is one pass over the weight-training half.
   c = common.base(seed=2, batch_size=64, epochs=50, log_every_steps=20,
                   checkpoint_every_steps=200)

@@ -40,6 +40,7 @@ ENAS's final networks (`nasjax.enas.final`; genotype = an ENAS arc):
 
 import ml_collections
 
+from nasjax import errors
 from nasjax.configs import common
 
 
@@ -50,7 +51,8 @@ VARIANTS = ('cifar10', 'imagenet', 'cifar10_subset', 'digits', 'tiny',
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'cifar10'
   if arg not in VARIANTS:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   # Reference seed 0; training uses the whole training split.
   c = common.base(seed=0, batch_size=96, epochs=600, log_every_steps=50,
                   checkpoint_every_steps=1000)

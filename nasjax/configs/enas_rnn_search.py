@@ -21,6 +21,7 @@ Override any field from the command line, e.g.
 
 import ml_collections
 
+from nasjax import errors
 from nasjax.configs import common
 
 VARIANTS = ('ptb', 'synthetic', 'tiny')
@@ -29,7 +30,8 @@ VARIANTS = ('ptb', 'synthetic', 'tiny')
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'ptb'
   if arg not in VARIANTS:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   c = ml_collections.ConfigDict()
   # enas_lm child.py: batch 128, 200 units, 600 epochs; dropouts e 0.1, i
   # 0.2, x 0.75, l (hidden) 0.25, o 0.75; slowness (TAR) 1.

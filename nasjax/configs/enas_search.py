@@ -18,6 +18,7 @@ Override any field, e.g. --config.epochs=10 --config.controller.train_steps=5
 
 import ml_collections
 
+from nasjax import errors
 from nasjax.configs import common
 
 VARIANTS = ('micro', 'macro', 'digits', 'micro_tiny', 'macro_tiny')
@@ -27,7 +28,8 @@ SPACES = ('micro', 'macro')
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'micro'
   if arg not in VARIANTS:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   macro = arg.startswith('macro')
   c = common.base(seed=0, batch_size=128 if macro else 160,
                   epochs=310 if macro else 150, log_every_steps=50,

@@ -19,6 +19,7 @@ ARG picks the variant:
 
 import ml_collections
 
+from nasjax import errors
 from nasjax.configs import common
 
 VARIANTS = ('ptb', 'synthetic', 'tiny')
@@ -27,7 +28,8 @@ VARIANTS = ('ptb', 'synthetic', 'tiny')
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'ptb'
   if arg not in VARIANTS:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   c = ml_collections.ConfigDict()
   # Reference rnn/train.py: seed 1267, batch 64, 8000 epochs, 850 units.
   common.language_model(c, seed=1267, batch_size=64, epochs=8000,

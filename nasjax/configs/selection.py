@@ -63,6 +63,7 @@ out from their training: a selection that never sees the test split),
 
 import ml_collections
 
+from nasjax import errors
 from nasjax.configs import darts_rnn_search
 from nasjax.configs import darts_search
 from nasjax.configs import darts_train
@@ -140,7 +141,8 @@ def _recurrent(arg: str) -> ml_collections.ConfigDict:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = arg or 'svr_cifar10_subset'
   if arg not in VARIANTS:
-    raise ValueError(f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
   if arg in _RNN_VARIANTS:
     return _recurrent(arg)
   enas = arg in _ENAS_VARIANTS
@@ -189,7 +191,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif arg in ('darts_tiny', 'svr_tiny'):
     # The pipeline is under test, not the hypergradient: first order, the
     # step tests/search_test.py compiles too (the XLA cache serves both).
-    c.search.arch_mode = 'first_order'
+    c.search.search.arch_mode = 'first_order'
     # Enough training (60 steps of 16, lr 0.1: seconds) that every genotype
     # is clearly above chance on the digits, so the test can see training.
     for t in (c.candidate_train, c.final_train):

@@ -63,3 +63,27 @@ def test_notebook_runs_in_tiny_mode_on_8_devices(path, monkeypatch):
     assert 'test accuracy' in text, text[-2000:]
     assert kinds.count('image/png') >= 2, kinds    # alpha and curves
     assert kinds.count('image/svg+xml') == 2, kinds  # the two cells
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=_name)
+def test_first_cell_installs_from_nasjax_repo_or_says_what_to_set(
+    path, monkeypatch, tmp_path):
+  """Where nasjax is not installed (a fresh Colab runtime), the first cell
+  pip-installs NASJAX_REPO (a git URL or a checkout's path), or stops with
+  an error naming NASJAX_REPO; it never installs from a placeholder URL."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  source = nbformat.read(path, as_version=4).cells[1].source
+  calls = []
+  monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
+  monkeypatch.setattr(subprocess, 'check_call', calls.append)
+  monkeypatch.delenv('NASJAX_REPO', raising=False)
+  with pytest.raises(RuntimeError, match='set NASJAX_REPO in this cell'):
+    exec(source, {})  # pylint: disable=exec-used
+  assert not calls
+  for repo, target in (('https://github.com/o/nasjax',
+                        'git+https://github.com/o/nasjax'),
+                       (str(tmp_path), str(tmp_path))):
+    monkeypatch.setenv('NASJAX_REPO', repo)
+    exec(source, {})  # pylint: disable=exec-used
+    assert calls.pop()[-1] == target

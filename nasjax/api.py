@@ -101,8 +101,8 @@ def enas_search(dataset, config: Config = None, *,
     dataset: a `nasjax.data.Dataset` (or 'digits'); the last
       `data.num_valid` training images are held out for the controller.
     config: a `nasjax.configs.enas` preset name ('micro', the reference's
-      cell search; 'macro', 'digits', 'micro_tiny', 'macro_tiny') or a
-      ConfigDict; None: 'micro'. Not modified.
+      cell search; 'macro', 'digits', 'digits_long', 'micro_tiny',
+      'macro_tiny') or a ConfigDict; None: 'micro'. Not modified.
     workdir, callback, progress: as for `search`.
 
   Returns:

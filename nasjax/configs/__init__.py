@@ -35,8 +35,8 @@ def language_model(variant: str = 'ptb'):
 
 
 def enas(variant: str = 'micro'):
-  """An ENAS search preset: 'micro', 'macro', 'digits', 'micro_tiny',
-  'macro_tiny'."""
+  """An ENAS search preset: 'micro', 'macro', 'digits', 'digits_long',
+  'micro_tiny', 'macro_tiny'."""
   return enas_search.get_config(variant)
 
 

@@ -1,9 +1,10 @@
 """What the binaries share: flags, set-up and exit status.
 
-Each binary is `common.main(work, cpu_split)`: --config and --workdir are
-parsed here, the process is set up (`nasjax.platform.setup`: XLA:CPU
-options, the CPU split the config asks for, the persistent XLA cache), then `work(config, workdir)` runs and
-its outcome becomes the exit status:
+Each binary is `common.main(work, cpu_split, families)`: --config (a preset
+of one of the config families the binary takes) and --workdir are parsed
+here, the process is set up (`nasjax.platform.setup`: XLA:CPU options, the
+CPU split the config asks for, the persistent XLA cache), then
+`work(config, workdir)` runs and its outcome becomes the exit status:
 
   0    the run completed;
   2    bad input (`errors.UserError`: a config value, data, genotype,
@@ -27,6 +28,7 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
+from nasjax import config_checks
 from nasjax import errors
 from nasjax import loop
 from nasjax import platform
@@ -85,7 +87,8 @@ def _flag_error(e: Exception) -> str:
 
 
 def main(work: Callable[[Config, str], str],
-         cpu_split: Callable[[Config], tuple[int, list[int]]]) -> None:
+         cpu_split: Callable[[Config], tuple[int, list[int]]],
+         families: tuple[str, ...]) -> None:
   """Runs a binary: `work(config, workdir)` after the shared set-up.
 
   Args:
@@ -93,6 +96,8 @@ def main(work: Callable[[Config, str], str],
       'interrupted' (`loop.Result.status`).
     cpu_split: config -> (cpu_devices, global batch sizes), see
       `nasjax.platform.split_cpu`.
+    families: the config modules (`nasjax/configs/<family>.py`) whose
+      presets the binary takes; another config is a one-line error.
   """
   flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -101,6 +106,7 @@ def main(work: Callable[[Config, str], str],
       raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
     config = _CONFIG.value
     try:
+      config_checks.check_family(config, families)
       cpu_devices, batch_sizes = cpu_split(config)
       platform.setup(cpu_devices=cpu_devices, batch_sizes=batch_sizes)
       logging.info('JAX devices: %s', jax.devices())

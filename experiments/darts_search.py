@@ -53,4 +53,5 @@ def work_recurrent(config, workdir):
 
 
 if __name__ == '__main__':
-  common.main(work, lambda c: (c.cpu_devices, [c.batch_size]))
+  common.main(work, lambda c: (c.cpu_devices, [c.batch_size]),
+              ('darts_search', 'darts_rnn_search'))

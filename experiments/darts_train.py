@@ -63,4 +63,5 @@ def work_recurrent(config, workdir):
 if __name__ == '__main__':
   # The eval batch is rounded up to a multiple of the devices, so only the
   # training batch constrains the CPU split.
-  common.main(work, lambda c: (c.cpu_devices, [c.batch_size]))
+  common.main(work, lambda c: (c.cpu_devices, [c.batch_size]),
+              ('darts_train', 'lm_train'))

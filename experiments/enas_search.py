@@ -51,4 +51,5 @@ def work(config, workdir):
 
 
 if __name__ == '__main__':
-  common.main(work, lambda c: (c.cpu_devices, [c.batch_size]))
+  common.main(work, lambda c: (c.cpu_devices, [c.batch_size]),
+              ('enas_search', 'enas_rnn_search'))

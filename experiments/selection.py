@@ -44,4 +44,4 @@ if __name__ == '__main__':
   # One process: the search config's CPU split holds for every stage.
   common.main(work, lambda c: (c.search.cpu_devices, [
       c.search.batch_size, c.candidate_train.batch_size,
-      c.final_train.batch_size]))
+      c.final_train.batch_size]), ('selection',))

@@ -69,9 +69,16 @@ def check_known_fields(config, family: str, prefix: str = 'config') -> None:
   would otherwise be ignored without a word (the binaries' flags refuse
   them already). The message names the closest known fields."""
   known = _known_fields(family)
-  unknown = [k for k in _flat_keys(config.to_dict()) if k not in known]
+  keys = _flat_keys(config.to_dict())
+  unknown = [k for k in keys if k not in known]
   if not unknown:
     return
+  if 2 * len(unknown) > len(keys):
+    raise errors.ConfigError(
+        f'{prefix} is not a {family} config: {len(unknown)} of its '
+        f'{len(keys)} fields are not fields of one (e.g. {unknown[:3]}). '
+        f'Pass a preset of nasjax/configs/{family}.py (the binaries: '
+        f'--config=experiments/configs/{family}.py:<variant>).')
   k = unknown[0]
   close = _suggest(k, known)
   hint = (' Did you mean ' + ' or '.join(f'{prefix}.{c}' for c in close) +
@@ -79,6 +86,23 @@ def check_known_fields(config, family: str, prefix: str = 'config') -> None:
   more = f' ({len(unknown)} unknown fields: {unknown})' if len(unknown) > 1 else ''
   raise errors.ConfigError(
       f'{prefix}.{k} is not a field of a {family} config{more}.{hint}')
+
+
+def check_family(config, families: tuple[str, ...]) -> str:
+  """The family (a `nasjax.configs` module name) of `families` that
+  `config` is a config of, the one with fewest unknown fields; a config of
+  none of them (e.g. a search config given to the selection binary) is a
+  `ConfigError` naming the config files that fit."""
+  keys = _flat_keys(config.to_dict())
+  misses = {f: sum(k not in _known_fields(f) for k in keys) for f in families}
+  best = min(families, key=misses.get)
+  if 2 * misses[best] > len(keys):
+    files = ' or '.join(f'experiments/configs/{f}.py' for f in families)
+    raise errors.ConfigError(
+        f'--config is not a config of this binary: it takes {files} (with '
+        f':<variant>); {misses[best]} of the given config\'s {len(keys)} '
+        'fields are not fields of one.')
+  return best
 
 
 def _check_run(f: errors.Fields, devices: int | None, config) -> None:

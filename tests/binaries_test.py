@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from nasjax import genotype as G
+from nasjax.search_spaces import enas as enas_space
 from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +43,12 @@ def _corrupt_cifar(path):
   path.mkdir()
   (path / 'data_batch_1').write_bytes(b'not a pickle')
   return path
+
+
+def _recurrent_arc():
+  """(space, arc) of an ENAS recurrent search's result (its arc.json)."""
+  space = enas_space.RecurrentSpace(num_nodes=3)
+  return space, space.random_arc(np.random.default_rng(0))
 
 
 def _genotype_with_unknown_op(path):
@@ -92,6 +100,26 @@ CASES = {
                                    'set --config.data_dir='),
     'enas_unknown_space': (ENAS, 'micro_tiny', ['--config.space=meso'],
                            'config.space must be one of'),
+    'recurrent_genotype_to_cnn': (TRAIN, 'tiny',
+                                  ['--config.genotype=DARTS_V2_RNN'],
+                                  'config.genotype is a recurrent cell'),
+    'recurrent_arc_to_enas_network': (TRAIN, 'enas_tiny',
+                                      ['--config.genotype={rnn_arc}'],
+                                      'config.genotype is a recurrent cell'),
+    'cifar_batch_is_a_directory': (
+        SEARCH, 'tiny', ['--config.data.name=cifar10',
+                         '--config.data.data_dir={dir_batch}'],
+        'Cannot read the CIFAR-10 batch file {dir_batch}/data_batch_1: Is a '
+        'directory'),
+    'selection_given_a_search_config': (
+        SELECT, 'svr_tiny',
+        [f'--config={ROOT}/experiments/configs/darts_search.py:tiny'],
+        '--config is not a config of this binary: it takes '
+        'experiments/configs/selection.py'),
+    'search_given_a_selection_config': (
+        SEARCH, 'tiny',
+        [f'--config={ROOT}/experiments/configs/selection.py:svr_tiny'],
+        '--config is not a config of this binary'),
     'enas_holdout_too_large': (ENAS, 'micro_tiny',
                                ['--config.data.num_valid=5000'],
                                'data.num_valid=5000 must leave images'),
@@ -102,8 +130,11 @@ CASES = {
 def test_user_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
   binary, variant, args, message = CASES[case]
   fill = dict(tmp=tmp_path, corrupt=tmp_path / 'corrupt',
-              bad_genotype=tmp_path / 'bad.json')
+              bad_genotype=tmp_path / 'bad.json', dir_batch=tmp_path / 'dirs',
+              rnn_arc=tmp_path / 'rnn_arc.json')
   _corrupt_cifar(tmp_path / 'corrupt')
+  (tmp_path / 'dirs' / 'data_batch_1').mkdir(parents=True)
+  enas_space.write_files(*_recurrent_arc(), str(tmp_path / 'rnn_arc'))
   _genotype_with_unknown_op(tmp_path / 'bad.json')
   (tmp_path / 'file').write_text('a file, not a directory')
   workdir = tmp_path / 'run'

@@ -32,6 +32,9 @@ def _read_batch(path: str) -> pipeline.Split:
     labels = np.asarray(d[b'labels'], np.int32)
   except FileNotFoundError:
     raise pipeline.DataError(f'Missing CIFAR-10 batch file {path}.') from None
+  except OSError as e:  # A directory, no permission, a read error.
+    raise pipeline.DataError(f'Cannot read the CIFAR-10 batch file {path}: '
+                             f'{e.strerror or e}.') from None
   except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
           AttributeError) as e:
     raise pipeline.DataError(f'Corrupt CIFAR-10 batch file {path}: '

@@ -67,6 +67,13 @@ def make_model(config: ml_collections.ConfigDict, arch, num_classes: int):
   m = config.model
   if m.kind not in NETWORKS:
     raise ValueError(f'Unknown model.kind {m.kind!r}; valid: {NETWORKS}.')
+  if isinstance(arch, genotype_lib.RecurrentGenotype) or (
+      isinstance(arch, enas_space.EnasArc) and
+      isinstance(arch.space, enas_space.RecurrentSpace)):
+    raise errors.ConfigError(
+        f'config.genotype is a recurrent cell ({arch}); a recurrent cell is '
+        'retrained in the language model: --config=experiments/configs/'
+        'lm_train.py:ptb (or :synthetic) with the same --config.genotype.')
   is_enas = isinstance(arch, enas_space.EnasArc)
   if is_enas != (m.kind == 'enas'):
     want = ('an ENAS arc needs an ENAS preset (model.kind enas)' if is_enas

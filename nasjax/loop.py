@@ -106,7 +106,8 @@ class _Metrics:
     self.sums, self.count = {}, 0
 
   def add(self, metrics, step) -> dict[str, float]:
-    host = {k: float(v) for k, v in metrics.items() if k != 'finite'}
+    host = {k: float(v) for k, v in metrics.items()
+            if k != 'finite' and not k.endswith('_finite')}
     for k, v in host.items():
       self.sums[k] = self.sums.get(k, 0.0) + v
     self.count += 1
@@ -378,7 +379,15 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
 
   def check(metrics, i):
     if not bool(metrics['finite']):
-      values = {k: float(v) for k, v in metrics.items()}
+      values = {k: float(v) for k, v in metrics.items()
+                if k != 'finite' and not k.endswith('_finite')}
+      # A step that runs other updates after its own (the ENAS controller
+      # phase) reports each one's finiteness as '<name>_finite'.
+      parts = [k[:-len('_finite')] for k, v in metrics.items()
+               if k.endswith('_finite') and not bool(v)]
+      what = (f'Non-finite values in the {" and ".join(parts)} update at the '
+              f'end of step {i} (the step\'s own metrics: {values})' if parts
+              else f'Non-finite loss or gradient at step {i} ({values})')
       latest = checkpointer.latest_step() if checkpointer else None
       if checkpointer is None:
         kept = 'no workdir was given, so nothing was saved'
@@ -388,8 +397,8 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
         kept = (f'the last good checkpoint (step {latest}) in '
                 f'{checkpointer.directory} is kept')
       raise NonFiniteError(
-          f'Non-finite loss or gradient at step {i} ({values}). The run '
-          f'stopped; the state was not updated with it and {kept}.')
+          f'{what}. The run stopped; the state was not updated with it and '
+          f'{kept}.')
 
   def flush():
     nonlocal pending

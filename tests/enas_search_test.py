@@ -270,3 +270,20 @@ def test_guard_rejects_a_non_finite_new_state_with_finite_metrics():
   state, m = train_state.keep_if_finite(old, bad, metrics)
   assert not bool(m['finite'])
   chex.assert_trees_all_equal(state, old)
+
+
+def test_a_non_finite_controller_update_stops_the_search_naming_it(tmp_path):
+  """A controller whose Adam steps overflow its weights (learning rate
+  1e38): the search stops at the first controller phase (end of step 1)
+  with an error that names the controller update, not the child's finite
+  metrics, and keeps the checkpoint before it."""
+  from nasjax import loop  # pylint: disable=g-import-not-at-top
+  config = configs.get_config('micro_tiny')
+  config.num_devices = 1
+  config.controller.learning_rate = 1e38
+  with pytest.raises(loop.NonFiniteError, match=(
+      r'Non-finite values in the controller update at the end of step 1 '
+      r"\(the step's own metrics: \{.*'accuracy'.* the last good checkpoint "
+      r'\(step 1\)')):
+    search.search(config, str(tmp_path), data.load('digits'),
+                  progress='none')

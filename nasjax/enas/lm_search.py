@@ -231,7 +231,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     st, phase['updates'], finite = enas_search.controller_phase(
         st, fns, (controller_windows(epoch * c.train_steps + u)
                   for u in range(c.train_steps)), mesh)
-    return st, {**metrics, 'finite': metrics['finite'] & finite}
+    return st, {**metrics, 'finite': metrics['finite'] & finite,
+                'controller_finite': finite}
 
   def meta_for(st):
     step = int(jax.device_get(st.step))

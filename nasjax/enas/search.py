@@ -405,7 +405,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     st, phase['updates'], finite = controller_phase(
         st, fns, (_stack([next(val_it)[1] for _ in range(c.num_aggregate)])
                   for _ in range(c.train_steps)), mesh)
-    return st, {**metrics, 'finite': metrics['finite'] & finite}
+    return st, {**metrics, 'finite': metrics['finite'] & finite,
+                'controller_finite': finite}
 
   def meta_for(st):
     step = int(jax.device_get(st.step))

@@ -59,7 +59,7 @@ def require_data(path: str) -> str:
   if os.path.exists(path):
     return path
   message = (f'needs the real test data at {path} (set NASJAX_TEST_DATA to '
-             'the directory holding cifar10/cifar-10-batches-py)')
+             f'the directory holding {os.path.relpath(path, TEST_DATA)})')
   if os.environ.get('CI') == 'true':
     pytest.fail(f'CI=true and the test data is missing: {message}')
   pytest.skip(message)

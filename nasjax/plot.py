@@ -84,7 +84,7 @@ def alpha_history(history, space: darts_cell.DartsCellSpace | None = None):
   if not records:
     raise ValueError('The history has no alpha (is it a search history?).')
   space = space or infer_space(records[0].alpha['normal'])
-  epochs = [r.epoch + 1 for r in records]
+  epochs = [r.epoch for r in records]
   rows, cols = 2 * space.steps, space.steps + 1
   fig = _figure(figsize=(2.2 * cols, 1.55 * rows + 0.9), layout='constrained')
   axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
@@ -128,7 +128,7 @@ def alpha_matrix(record: EpochRecord,
     ax.set_xticks(range(len(space.primitives)), space.primitives,
                   rotation=60, ha='right', fontsize=7)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_title(f'{cell} cell, epoch {record.epoch + 1}', fontsize=9)
+    ax.set_title(f'{cell} cell, epoch {record.epoch}', fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
   return fig
 
@@ -141,7 +141,7 @@ def curves(history):
   history, _ = _unpack(history)
   if not history:
     raise ValueError('The history is empty.')
-  epochs = [r.epoch + 1 for r in history]
+  epochs = [r.epoch for r in history]
   fig = _figure(figsize=(10, 3.5), layout='constrained')
   axes = fig.subplots(1, 2)
   for ax, kind in zip(axes, ('loss', 'accuracy')):
@@ -149,13 +149,13 @@ def curves(history):
     for key in keys:
       ax.plot(epochs, [r.train.get(key, np.nan) for r in history],
               marker='o', markersize=3, label=key)
-    tested = [(r.epoch + 1, r.test[kind]) for r in history if r.test]
+    tested = [(r.epoch, r.test[kind]) for r in history if r.test]
     if tested:
       ax.plot(*zip(*tested), marker='s', markersize=4, label=f'test_{kind}')
     ax.set_xlabel('epoch')
     ax.set_title(kind)
     ax.legend(fontsize=7)
-  return fig
+  return _integer_epochs(fig)
 
 
 class _SVG:
@@ -190,8 +190,25 @@ def cell(genotype, which: str = 'normal') -> _SVG:
 
 
 def save(fig, path: str, dpi: int = 110) -> None:
-  """Writes a figure (PNG, or any format matplotlib infers from `path`)."""
+  """Writes a figure (PNG, or any format matplotlib infers from `path`) or a
+  cell picture (`cell`: an .svg path)."""
+  if isinstance(fig, _SVG):
+    if not path.endswith('.svg'):
+      raise ValueError(f'A cell picture is an SVG; save it to a .svg path, '
+                       f'not {path!r}.')
+    with open(path, 'w') as f:
+      f.write(fig.data)
+    return
   fig.savefig(path, dpi=dpi)
+
+
+def _integer_epochs(fig):
+  """Whole-epoch ticks on every axis (a 1-epoch run gets one tick, not
+  0.0, 0.2, ...). Epochs count from 0, as in the logs and files."""
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
+  for ax in fig.axes:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+  return fig
 
 
 def controller(run):
@@ -227,7 +244,7 @@ def controller(run):
   ax.set_ylabel('entropy of a sampled arc (nats)')
   ax.ticklabel_format(axis='y', useOffset=False)
   fig.tight_layout()
-  return fig
+  return _integer_epochs(fig)
 
 
 def arc_distribution(run, num_samples: int = 500, seed: int = 0):
@@ -312,14 +329,16 @@ def recurrent_alpha(run):
   fig = _figure(figsize=(11, 0.22 * len(labels) + 1.8), layout='constrained')
   left, right = fig.subplots(1, 2, width_ratios=(1, 1.6))
   _heat(left, w, labels, list(space.primitives))
-  left.set_title(f'softmax(alpha), epoch {history[-1].epoch + 1}', fontsize=9)
-  epochs = [r.epoch + 1 for r in history]
+  left.set_title(f'softmax(alpha), epoch {history[-1].epoch}', fontsize=9)
+  epochs = [r.epoch for r in history]
   for e, label in enumerate(labels):
     right.plot(epochs, [r.alpha['recurrent'][e, 1:].max() for r in history],
                linewidth=1, label=label)
   right.set_xlabel('epoch')
   right.set_title("strongest non-'none' weight per edge", fontsize=9)
   right.legend(fontsize=5, ncol=3, frameon=False)
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
+  right.xaxis.set_major_locator(MaxNLocator(integer=True))
   return fig
 
 
@@ -331,12 +350,12 @@ def perplexity(run):
     raise ValueError('The history is empty.')
   fig = _figure(figsize=(6, 3.5), layout='constrained')
   ax = fig.subplots()
-  epochs = [r.epoch + 1 for r in history]
+  epochs = [r.epoch for r in history]
   for key in ('train_perplexity', 'val_perplexity', 'valid_perplexity'):
     if any(key in r.train for r in history):
       ax.plot(epochs, [r.train.get(key, np.nan) for r in history],
               marker='o', markersize=3, label=key)
-  averaged = [r.epoch + 1 for r in history if r.train.get('averaging')]
+  averaged = [r.epoch for r in history if r.train.get('averaging')]
   if averaged:
     ax.axvspan(min(averaged) - 0.5, max(averaged) + 0.5, alpha=0.1,
                label='averaged weights')
@@ -344,4 +363,4 @@ def perplexity(run):
   ax.set_xlabel('epoch')
   ax.set_title('perplexity')
   ax.legend(fontsize=7)
-  return fig
+  return _integer_epochs(fig)

@@ -70,6 +70,19 @@ def fmt_time(seconds: float) -> str:
   return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
 
 
+def _tqdm():
+  """tqdm's notebook widget where Jupyter can show it (ipywidgets present),
+  else its text bar: `tqdm.auto` without ipywidgets warns "IProgress not
+  found" and falls back anyway."""
+  try:
+    import ipywidgets  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    from tqdm.std import tqdm  # pylint: disable=g-import-not-at-top
+    return tqdm
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm
+
+
 class Progress:
   """Step, epoch and compile reports, as a bar or as log lines."""
 
@@ -85,8 +98,7 @@ class Progress:
     if self.mode == 'none':
       return
     if self.mode == 'bar':
-      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-      tqdm.write(text)
+      _tqdm().write(text)
     else:
       _line(text)
 
@@ -104,8 +116,7 @@ class Progress:
 
   def begin(self, start: int, total: int) -> None:
     if self.mode == 'bar' and start < total:
-      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-      self._bar = tqdm(total=total, initial=start, desc=self.description,
+      self._bar = _tqdm()(total=total, initial=start, desc=self.description,
                        unit='step', dynamic_ncols=True, leave=True)
 
   def step(self, done: int, total: int, metrics: dict | None,

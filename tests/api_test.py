@@ -125,7 +125,7 @@ def test_retraining_a_different_genotype_in_a_used_workdir_is_refused(
                    progress='none')
 
 
-def test_plots_of_a_real_search_history():
+def test_plots_of_a_real_search_history(tmp_path):
   ds = _small_digits()
   found = nasjax.search(ds, _tiny_search(epochs=2), progress='none')
   fig = nasjax.plot.alpha_history(found.history, found.space)
@@ -143,8 +143,16 @@ def test_plots_of_a_real_search_history():
   curves = nasjax.plot.curves(found.history)
   assert {l.get_label() for l in curves.axes[0].lines} == {'train_loss',
                                                            'val_loss'}
-  svg = nasjax.plot.cell(found.genotype, 'reduce')._repr_svg_()
+  # Epochs count from 0 in plots as in the logs and files, on whole ticks.
+  for fig in (nasjax.plot.alpha_history(found.history, found.space), curves):
+    line = next(ax for ax in fig.axes if ax.lines).lines[0]
+    assert list(line.get_xdata()) == [r.epoch for r in found.history] == [0, 1]
+  assert all(float(t).is_integer() for t in curves.axes[0].get_xticks())
+  cell = nasjax.plot.cell(found.genotype, 'reduce')
+  svg = cell._repr_svg_()
   assert svg.startswith('<svg') and svg.count('fill="none"') == 2 * 2 + 2
+  nasjax.plot.save(cell, str(tmp_path / 'reduce.svg'))
+  assert (tmp_path / 'reduce.svg').read_text() == svg
 
 
 def test_from_arrays_checks_its_input():

@@ -71,7 +71,12 @@ CASES = {
                           "config.search.arch_mode must be one of"),
     'batch_larger_than_split': (SEARCH, 'tiny', ['--config.batch_size=4000'],
                                 'Global batch 4000 (config.batch_size) is '
-                                'larger than the split'),
+                                "larger than the weights' part of the "
+                                'training split (data.train_portion)'),
+    'enas_batch_larger_than_holdout': (
+        ENAS, 'micro_tiny', ['--config.batch_size=100'],
+        'Global batch 100 (config.batch_size) is larger than the '
+        "controller's hold-out split (data.num_valid) (64 examples)"),
     'indivisible_batch': (SEARCH, 'tiny', ['--config.cpu_devices=2',
                                            '--config.batch_size=7'],
                           'config.batch_size=7 must be divisible by the '

@@ -71,6 +71,8 @@ def test_binary_then_resume_equals_uninterrupted(tmp_path):
   for name in ('genotype.json', 'genotype.txt', 'genotype.svg',
                'history.json', 'results.json', 'genotypes/epoch_001.svg'):
     assert os.path.exists(os.path.join(straight, name)), name
+  with open(os.path.join(straight, 'alpha.png'), 'rb') as f:
+    assert f.read(4) == b'\x89PNG'
   again = helpers.assert_rerun_changes_nothing(
       straight, lambda: rnn_search.search(config, straight, progress='none'))
   assert again.genotype == a.genotype and again.status == 'completed'

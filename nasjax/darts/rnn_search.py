@@ -18,7 +18,8 @@ With a workdir it writes what the convolutional search writes (`darts.search`):
 checkpoints (the state with both hidden states; the data position is the
 step), history.json, TensorBoard (losses, perplexities, lr, softmax(alpha)
 per edge), genotypes/epoch_NNN.{json,txt,svg}, and at the end
-genotype.{json,txt,svg} and results.json.
+genotype.{json,txt,svg}, alpha.png (`plot.recurrent_alpha`) and
+results.json.
 
 Synopsis:
 
@@ -284,6 +285,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       opened.previous):
     return out
   genotype_lib.write_files(g, os.path.join(workdir, 'genotype'))
+  if records:
+    from nasjax import plot  # pylint: disable=g-import-not-at-top
+    plot.save(plot.recurrent_alpha(out), os.path.join(workdir, 'alpha.png'))
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   return out

@@ -176,8 +176,12 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   config_checks.check_search_config(config, mesh.devices.size)
   pipeline.check_image_shape(dataset, config.data.image_shape)
   train, val = pipeline.search_split(dataset.train, config.data.train_portion)
-  per_epoch = min(pipeline.steps_per_epoch(train, config.batch_size),
-                  pipeline.steps_per_epoch(val, config.batch_size))
+  per_epoch = min(
+      pipeline.steps_per_epoch(train, config.batch_size, "the weights' "
+                               'part of the training split (data.'
+                               'train_portion)'),
+      pipeline.steps_per_epoch(val, config.batch_size, "alpha's part of the "
+                               'training split (data.train_portion)'))
   if workdir is not None:
     loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch

@@ -80,12 +80,14 @@ def search_split(split: Split, portion: float) -> tuple[Split, Split]:
           Split(split.images[n:], split.labels[n:]))
 
 
-def steps_per_epoch(split: Split, global_batch: int) -> int:
-  """Full batches per epoch (the remainder of each epoch is dropped)."""
+def steps_per_epoch(split: Split, global_batch: int,
+                    what: str = 'the split') -> int:
+  """Full batches per epoch (the remainder of each epoch is dropped);
+  `what` names the split in the error when not one batch fits."""
   steps = len(split) // global_batch
   if steps == 0:
     raise DataError(f'Global batch {global_batch} (config.batch_size) is '
-                    f'larger than the split ({len(split)} examples).')
+                    f'larger than {what} ({len(split)} examples).')
   return steps
 
 

@@ -351,8 +351,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   pipeline.check_image_shape(dataset, config.data.image_shape)
   train, val = holdout_split(dataset.train, config.data.num_valid)
   per_epoch = (config.steps_per_epoch or
-               pipeline.steps_per_epoch(train, config.batch_size))
-  pipeline.steps_per_epoch(val, config.batch_size)  # Checks the batch fits.
+               pipeline.steps_per_epoch(
+                   train, config.batch_size, "the child's split (the "
+                   'training split less data.num_valid)'))
+  pipeline.steps_per_epoch(val, config.batch_size, "the controller's "
+                           'hold-out split (data.num_valid)')  # Fits?
   if workdir is not None:
     loop.prepare_workdir(workdir)
   total_steps = config.epochs * per_epoch

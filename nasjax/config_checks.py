@@ -83,7 +83,8 @@ def check_known_fields(config, family: str, prefix: str = 'config') -> None:
   close = _suggest(k, known)
   hint = (' Did you mean ' + ' or '.join(f'{prefix}.{c}' for c in close) +
           '?' if close else '')
-  more = f' ({len(unknown)} unknown fields: {unknown})' if len(unknown) > 1 else ''
+  more = (f' ({len(unknown)} unknown fields: {unknown})' if len(unknown) > 1
+          else '')
   raise errors.ConfigError(
       f'{prefix}.{k} is not a field of a {family} config{more}.{hint}')
 

@@ -122,6 +122,10 @@ def main(work: Callable[[Config, str], str],
     except KeyboardInterrupt:
       _exit(EXIT_CTRL_C, 'Interrupted (Ctrl-C). Run the same command again '
             'to resume from the last checkpoint.')
+    except loop.Terminated:
+      _exit(EXIT_SIGTERM, 'Interrupted (SIGTERM) outside the training steps; '
+            'what was saved is kept. Run the same command again to resume '
+            'or to finish.')
     if status == 'interrupted':
       _exit(EXIT_SIGTERM, 'Interrupted (SIGTERM); a checkpoint was saved. '
             'Run the same command again to resume.')

@@ -53,6 +53,18 @@ class NonFiniteError(FloatingPointError):
   """A step produced a non-finite loss, gradient or state; nothing was kept."""
 
 
+class Terminated(Exception):
+  """SIGTERM outside the step loop (start-up, the final derivation or
+  evaluation) of a run function decorated with `releases_workdirs`. What
+  the loop saved is kept; the same run started again resumes from it, or
+  redoes the final phase of a run whose last step was saved."""
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise Terminated('SIGTERM outside the step loop')
+
+
 class Interrupt:
   """Turns SIGTERM into a flag the loop checks between steps."""
 
@@ -201,26 +213,34 @@ def unlock_workdir(path: str) -> None:
 
 def releases_workdirs(fn):
   """Decorates a run function: the workdir locks it takes are released when
-  it returns or raises."""
+  it returns or raises, and SIGTERM outside its step loop raises
+  `Terminated` (inside, `run` saves and stops)."""
   @functools.wraps(fn)
   def wrapped(*args, **kwargs):
     _SCOPES.append([])
     try:
+      old = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # Not the main thread: leave signals alone.
+      old = None
+    try:
       return fn(*args, **kwargs)
     finally:
+      if old is not None:
+        signal.signal(signal.SIGTERM, old)
       for key in reversed(_SCOPES.pop()):
         unlock_workdir(key)
   return wrapped
 
 
 # Config fields that may change between a run and its resumption: how the
-# run is driven, logged or laid out on devices, not what it computes.
+# run is driven, logged or laid out on devices, not what it computes (and
+# derive.num_samples, which only the final derivation reads).
 RESUMABLE_FIELDS = (
     'max_steps', 'log_every_steps', 'checkpoint_every_steps',
     'keep_checkpoints', 'num_devices', 'cpu_devices', 'depthwise_impl',
     'data.data_dir', 'search.staged', 'search.compile_workers',
     'search.second_order_impl', 'eval_every_epochs', 'eval_batch_size',
-    'genotype')
+    'genotype', 'derive.num_samples')
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:

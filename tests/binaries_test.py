@@ -169,15 +169,15 @@ def test_bad_flag_is_one_line_exit_2(flag, message, tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
-def _sigterm_after_step_2(proc) -> str:
-  """Sends SIGTERM once `proc` logs 'step 2/' (or after 10 min); its whole
+def _sigterm_after_step_2(proc, after: str = ' step 2/') -> str:
+  """Sends SIGTERM once `proc` logs `after` (or after 10 min); its whole
   stderr once it has exited."""
   lines = []
   deadline = time.time() + 600
   try:
     for line in proc.stderr:  # Progress lines: 'step 1/...'.
       lines.append(line)
-      if ' step 2/' in line or time.time() > deadline:
+      if after in line or time.time() > deadline:
         break
     proc.send_signal(signal.SIGTERM)
     _, rest = proc.communicate(timeout=300)
@@ -259,3 +259,28 @@ def test_enas_sigterm_exits_143_then_resumes_to_the_uninterrupted_result(
   again = helpers.assert_rerun_changes_nothing(split, lambda: run(split))
   assert again.status == 'completed'
   assert again.arc_string == resumed.arc_string
+
+
+def test_sigterm_in_the_final_derivation_exits_143_then_finishes(tmp_path):
+  """SIGTERM while the ENAS binary derives (after its last step was saved):
+  exit 143 with a message, no results file; the same command run again
+  redoes the derivation and completes."""
+  config = os.path.join(ROOT, 'experiments', 'configs', 'enas_search.py')
+  args = [sys.executable, os.path.join(ROOT, 'experiments', 'enas_search.py'),
+          f'--config={config}:micro_tiny', f'--workdir={tmp_path}',
+          '--config.derive.num_samples=100000']
+  env = dict(os.environ, XLA_FLAGS='', PYTHONPATH=ROOT)
+  proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+  stderr = _sigterm_after_step_2(proc, after='Deriving: ')
+  assert proc.returncode == 143, stderr[-3000:]
+  assert 'Interrupted (SIGTERM) outside the training steps' in stderr
+  assert 'Traceback' not in stderr
+  assert not (tmp_path / 'results.json').exists()
+  args[-1] = '--config.derive.num_samples=4'  # Resumable: not the result.
+  again = subprocess.run(args, capture_output=True, text=True, env=env,
+                         timeout=600, check=False)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'is complete already' not in again.stderr
+  results = json.loads((tmp_path / 'results.json').read_text())
+  assert results['status'] == 'completed' and results['start_step'] == 4
+  assert (tmp_path / 'arc.json').exists()

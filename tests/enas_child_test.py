@@ -235,33 +235,14 @@ def test_micro_search_child_counts_the_weights_the_reference_allocates():
 # networks' tests (they build their own ops).
 
 
-def _np_bn(x, p, s=None, eps=1e-5):
-  """BN with running statistics `s`, or with the batch's (s None)."""
-  if s is None:
-    s = {'mean': x.mean((0, 1, 2)), 'var': x.var((0, 1, 2))}
-  return (x - s['mean']) / np.sqrt(s['var'] + eps) * p['scale'] + p['offset']
-
-
-def _np_reduce(x, p, s=None, relu=False):
-  x = np.maximum(x, 0) if relu else x
-  even = x[:, ::2, ::2] @ p['w1']
-  odd = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1::2, 1::2] @ p['w2']
-  return _np_bn(np.concatenate([even, odd], -1), p['bn'],
-                None if s is None else s['bn'])
-
-
-def _np_conv1x1(x, p):
-  return _np_bn(np.maximum(x, 0) @ p['w'], p['bn'])
-
-
 def _np_search_micro_cell(tokens, f, s0, s1, p):
   """A search cell (stride 1; batch-statistics BN everywhere)."""
   if s0.shape[1] != s1.shape[1]:
-    s0 = _np_reduce(s0, p['calibrate_x'], relu=True)
+    s0 = ref._np_reduce(s0, p['calibrate_x'], relu=True)
   elif s0.shape[-1] != f:
-    s0 = _np_conv1x1(s0, p['calibrate_x'])
+    s0 = ref._np_conv1x1(s0, p['calibrate_x'])
   if s1.shape[-1] != f:
-    s1 = _np_conv1x1(s1, p['calibrate_y'])
+    s1 = ref._np_conv1x1(s1, p['calibrate_y'])
   states, used = [s0, s1], set()
   for i in range(len(tokens) // 4):
     out = 0.0
@@ -271,7 +252,7 @@ def _np_search_micro_cell(tokens, f, s0, s1, p):
       if op in (0, 1):
         for t in range(2):
           h = ref._np_depthwise(np.maximum(h, 0), p[f'{name}_dw'][t], 1)
-          h = _np_bn(h @ p[f'{name}_pw'][t],
+          h = ref._np_bn(h @ p[f'{name}_pw'][t],
                      {'scale': p[f'{name}_scale'][t],
                       'offset': p[f'{name}_offset'][t]})
       elif op in (2, 3):
@@ -281,18 +262,18 @@ def _np_search_micro_cell(tokens, f, s0, s1, p):
     states.append(out)
   loose = np.concatenate([st for j, st in enumerate(states) if j not in used],
                          -1)
-  return _np_bn(np.maximum(loose, 0) @ p['final_conv'], p['final_bn'])
+  return ref._np_bn(np.maximum(loose, 0) @ p['final_conv'], p['final_bn'])
 
 
 def _np_search_micro_child(arc, f, num_layers, x, p):
-  x = _np_bn(ref._np_conv(x, p['stem']), p['stem_bn'])
+  x = ref._np_bn(ref._np_conv(x, p['stem']), p['stem_bn'])
   s0 = s1 = x
   d = num_layers // 3
   for layer in range(num_layers + 2):
     reduction = layer in (d, 2 * d + 1)
     if reduction:  # Reduced before the cell, which runs at stride 1.
       f *= 2
-      s0, s1 = s1, _np_reduce(s1, p[f'reduce{layer}'])
+      s0, s1 = s1, ref._np_reduce(s1, p[f'reduce{layer}'])
     out = _np_search_micro_cell(arc[int(reduction)], f, s0, s1,
                                 p[f'cell{layer}'])
     s0, s1 = s1, out
@@ -301,23 +282,25 @@ def _np_search_micro_child(arc, f, num_layers, x, p):
 
 def _np_search_macro_child(ops, skips, x, p, s):
   """The macro search child in inference (running statistics)."""
-  states = [_np_bn(ref._np_conv(x, p['stem']), p['stem_bn'], s['stem_bn'])]
+  states = [ref._np_bn(ref._np_conv(x, p['stem']), p['stem_bn'],
+                       s['stem_bn'])]
   d = len(ops) // 3
   for i, op in enumerate(ops):
     q, t = p[f'layer{i}'], s[f'layer{i}']
-    y = np.maximum(_np_bn(states[-1] @ q['inp'], q['inp_bn'], t['inp']), 0)
+    y = np.maximum(ref._np_bn(states[-1] @ q['inp'], q['inp_bn'], t['inp']),
+                   0)
     if op in (4, 5):
       y = ref._np_pool(y, 1, 'avg' if op == 4 else 'max')
     else:
       y = (ref._np_depthwise(y, q['dw'], 1) @ q['pw'] if op in (1, 3) else
            ref._np_conv(y, q['w']))
-      y = np.maximum(_np_bn(y, q['out_bn'], t['out'], eps=1e-3), 0)
+      y = np.maximum(ref._np_bn(y, q['out_bn'], t['out'], eps=1e-3), 0)
     if i > 0:
       y = y + sum(states[j] for j in range(i) if skips[i][j])
-      y = _np_bn(y, p[f'skip_bn{i}'], s[f'skip_bn{i}'])
+      y = ref._np_bn(y, p[f'skip_bn{i}'], s[f'skip_bn{i}'])
     states.append(y)
     if i in (d - 1, 2 * d - 1):
-      states = [_np_reduce(st, p[f'reduce{i}_from{j}'],
+      states = [ref._np_reduce(st, p[f'reduce{i}_from{j}'],
                            s[f'reduce{i}_from{j}'])
                 for j, st in enumerate(states)]
   return states[-1].mean((1, 2)) @ p['fc']
@@ -334,6 +317,18 @@ def _randomise(tree, rng):
   return jax.tree_util.tree_map_with_path(one, jax.device_get(tree))
 
 
+def _randomised_run(net, arc, batch: int, seed: int):
+  """(x float64, the child's variables with random BN, its float32
+  inference logits for `arc`) on random 8x8x3 images."""
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(batch, 8, 8, 3))
+  v = _randomise(net.init({'params': jax.random.key(0)}, x.astype(np.float32),
+                          arc, train=False), rng)
+  got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
+                  x.astype(np.float32), arc, train=False)
+  return x, v, got
+
+
 def test_micro_search_child_equals_an_independent_numpy_forward_pass():
   """Every micro op in both cells (separable 3x3 and 5x5, average and max
   pools, identity), a reduction cell reading its factorised-reduced input,
@@ -346,12 +341,7 @@ def test_micro_search_child_equals_an_independent_numpy_forward_pass():
   arc = np.asarray([normal, reduce])
   net = child_lib.child(space, channels=4, num_layers=3, aux_head=False,
                         keep_prob=1.0)
-  rng = np.random.default_rng(0)
-  x = rng.normal(size=(4, 8, 8, 3))
-  v = _randomise(net.init({'params': jax.random.key(0)}, x.astype(np.float32),
-                          arc, train=False), rng)
-  got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
-                  x.astype(np.float32), arc, train=False)
+  x, v, got = _randomised_run(net, arc, batch=4, seed=0)
   p = jax.device_get(child_lib.fixed_params(space, v['params'], arc))
   want = _np_search_micro_child((normal, reduce), 4, 3, x, p)
   np.testing.assert_allclose(got, want, rtol=1e-4,
@@ -369,12 +359,7 @@ def test_macro_search_child_equals_an_independent_numpy_forward_pass():
   skips[2, 0] = skips[3, 1] = skips[5, 0] = skips[5, 3] = 1
   arc = {'ops': ops, 'skips': skips}
   net = child_lib.child(space, channels=4, keep_prob=1.0)
-  rng = np.random.default_rng(1)
-  x = rng.normal(size=(2, 8, 8, 3))
-  v = _randomise(net.init({'params': jax.random.key(0)}, x.astype(np.float32),
-                          arc, train=False), rng)
-  got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
-                  x.astype(np.float32), arc, train=False)
+  x, v, got = _randomised_run(net, arc, batch=2, seed=1)
   p, s = jax.device_get(child_lib.fixed_params(space, v['params'], arc,
                                                v['batch_stats']))
   want = _np_search_macro_child(ops, skips, x, p, s)

@@ -300,20 +300,25 @@ def _np_pool(x, stride, kind):
   return out
 
 
-def _np_bn(x, p, s):
-  return ((x - s['mean']) / np.sqrt(s['var'] + 1e-5) * p['scale'] +
-          p['offset'])
+def _np_bn(x, p, s=None, eps=1e-5):
+  """BN with running statistics `s`, or with the batch's (s None: the
+  micro search child's)."""
+  if s is None:
+    s = {'mean': x.mean((0, 1, 2)), 'var': x.var((0, 1, 2))}
+  return (x - s['mean']) / np.sqrt(s['var'] + eps) * p['scale'] + p['offset']
 
 
-def _np_reduce(x, p, s, relu):
+def _np_reduce(x, p, s=None, relu=False):
   x = np.maximum(x, 0) if relu else x
   even = x[:, ::2, ::2] @ p['w1']
   odd = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1::2, 1::2] @ p['w2']
-  return _np_bn(np.concatenate([even, odd], -1), p['bn'], s['bn'])
+  return _np_bn(np.concatenate([even, odd], -1), p['bn'],
+                None if s is None else s['bn'])
 
 
-def _np_conv1x1(x, p, s):
-  return _np_bn(np.maximum(x, 0) @ p['w'], p['bn'], s['bn'])
+def _np_conv1x1(x, p, s=None):
+  return _np_bn(np.maximum(x, 0) @ p['w'], p['bn'],
+                None if s is None else s['bn'])
 
 
 def _np_sep(x, p, s, stride):

@@ -53,16 +53,33 @@ class NonFiniteError(FloatingPointError):
   """A step produced a non-finite loss, gradient or state; nothing was kept."""
 
 
-class Terminated(Exception):
+class Terminated(BaseException):
   """SIGTERM outside the step loop (start-up, the final derivation or
   evaluation) of a run function decorated with `releases_workdirs`. What
   the loop saved is kept; the same run started again resumes from it, or
-  redoes the final phase of a run whose last step was saved."""
+  redoes the final phase of a run whose last step was saved.
+
+  A `BaseException`, like `KeyboardInterrupt`: the handler raises it
+  wherever Python happens to be, and code that catches `Exception` there
+  (a logging handler writing a line, for one) must not swallow it."""
+
+
+_TERMINATE_PENDING = [False]
 
 
 def _raise_terminated(signum, frame):
   del signum, frame
+  _TERMINATE_PENDING[0] = True
   raise Terminated('SIGTERM outside the step loop')
+
+
+def check_terminated():
+  """Raises `Terminated` if a SIGTERM arrived since the run function
+  started: long final phases call it between chunks, so that a signal
+  whose exception was lost (raised in a garbage-collection callback, say)
+  still stops them."""
+  if _TERMINATE_PENDING[0]:
+    raise Terminated('SIGTERM outside the step loop')
 
 
 class Interrupt:
@@ -218,6 +235,7 @@ def releases_workdirs(fn):
   @functools.wraps(fn)
   def wrapped(*args, **kwargs):
     _SCOPES.append([])
+    _TERMINATE_PENDING[0] = False
     try:
       old = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # Not the main thread: leave signals alone.
@@ -227,6 +245,7 @@ def releases_workdirs(fn):
     finally:
       if old is not None:
         signal.signal(signal.SIGTERM, old)
+      _TERMINATE_PENDING[0] = False
       for key in reversed(_SCOPES.pop()):
         unlock_workdir(key)
   return wrapped

@@ -1,5 +1,7 @@
 """The workdir lock: one run per workdir, across real processes."""
 
+import io
+import logging
 import os
 import signal
 import subprocess
@@ -77,3 +79,50 @@ def test_a_run_releases_its_lock_when_it_returns_or_raises(tmp_path):
       p.wait()
       assert (d / loop.LOCK_FILE).read_text() != ''  # Killed: file names it.
       loop.unlock_workdir(str(d))  # (Not ours: a no-op.)
+
+
+class _SignallingHandler(logging.StreamHandler):
+  """Sends this process SIGTERM while a record is being written: inside
+  `StreamHandler.emit`, which hands any `Exception` to `handleError`."""
+
+  def flush(self):
+    os.kill(os.getpid(), signal.SIGTERM)
+    super().flush()
+
+
+def test_sigterm_while_a_line_is_logged_stops_the_run_function():
+  """The exception SIGTERM raises outside the step loop passes through code
+  that catches `Exception` (here a logging handler, as in the final
+  derivation's report line) instead of being printed and lost; a signal
+  whose exception was lost anyway stops the run at its next
+  `check_terminated`."""
+  log = logging.getLogger('nasjax.test_sigterm')
+  handler = _SignallingHandler(io.StringIO())
+  log.addHandler(handler)
+  reached = []
+
+  @loop.releases_workdirs
+  def run():
+    log.warning('Deriving: ...')
+    reached.append('after the log line')
+
+  try:
+    with pytest.raises(loop.Terminated):
+      run()
+  finally:
+    log.removeHandler(handler)
+  assert not reached
+
+  @loop.releases_workdirs
+  def lost():
+    try:
+      os.kill(os.getpid(), signal.SIGTERM)
+    except BaseException:  # pylint: disable=broad-except
+      pass  # What a garbage-collection callback does with it.
+    loop.check_terminated()
+    reached.append('after check_terminated')
+
+  with pytest.raises(loop.Terminated):
+    lost()
+  assert not reached
+  loop.check_terminated()  # Outside a run function: nothing pending.

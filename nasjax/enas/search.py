@@ -216,6 +216,7 @@ def derive(state, fns: Steps, batches, key, num_samples: int
   first sampled)."""
   arcs, accs = [], []
   for k in range(-(-num_samples // fns.n)):
+    loop.check_terminated()
     sample = fns.sample(state.controller.params, jax.random.fold_in(key, k))
     accs.append(np.asarray(fns.score(state, sample.arc, batches)))
     arcs += _unstack(parallel.to_host(sample.arc), fns.n)
@@ -232,6 +233,7 @@ def score_random(state, fns: Steps, space, batches, seed: int,
   rng = np.random.default_rng(seed)
   accs = []
   for _ in range(-(-num_samples // fns.n)):
+    loop.check_terminated()
     arcs = [space.random_arc(rng) for _ in range(fns.n)]
     stacked = jax.tree.map(lambda *a: np.stack(a), *arcs)
     accs.append(np.asarray(fns.score(state, stacked, batches)))

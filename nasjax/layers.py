@@ -244,14 +244,24 @@ class BatchNorm(nn.Module):
   change only the rounding, never the value), and updates the running ones,
   except while the module is being initialised.
 
+  With `two_pass`, the batch variance is the mean of squared deviations
+  from the batch mean (two dependent reductions): exact whatever the running
+  mean, for networks whose activations change scale from step to step (a
+  supernet with one sampled op per edge: a cell of skip connections
+  multiplies its input by 4, so after 15 cells the scale of a batch can
+  differ from that of the previous one by 1e9, and the one-pass form
+  cancels to a variance of 0).
+
   Attributes:
     affine: learn a per-channel scale and shift (search-time ops use False).
     momentum: weight of the new batch statistic in the running average.
     epsilon: added to the variance.
+    two_pass: compute the batch variance in two passes (above).
   """
   affine: bool = True
   momentum: float = 0.1
   epsilon: float = 1e-5
+  two_pass: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -259,7 +269,12 @@ class BatchNorm(nn.Module):
     ra_mean = self.variable('batch_stats', 'mean', jnp.zeros, features)
     ra_var = self.variable('batch_stats', 'var', jnp.ones, features)
     if train:
-      mean, var = batch_moments(x, lax.stop_gradient(ra_mean.value))
+      if self.two_pass:
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(x, axes)
+        var = jnp.mean(jnp.square(x - mean), axes)
+      else:
+        mean, var = batch_moments(x, lax.stop_gradient(ra_mean.value))
       if not self.is_initializing():
         n = x.size // x.shape[-1]
         unbiased = var * (n / max(n - 1, 1))

@@ -132,7 +132,8 @@ def _check_run(f: errors.Fields, devices: int | None, config) -> None:
   f.half_open('optimizer.momentum', 0, 1)
   f.at_least(1, 'model.channels')
   # ENAS's final macro network takes its layers from the arc (0).
-  f.at_least(0 if config.model.get('kind') == 'enas' else 1, 'model.layers')
+  if 'cells_per_stage' not in config.model:  # One-shot spaces: their own.
+    f.at_least(0 if config.model.get('kind') == 'enas' else 1, 'model.layers')
 
 
 def check_search_config(config, devices: int | None = None,
@@ -165,6 +166,38 @@ def check_search_config(config, devices: int | None = None,
           'search.second_order_impl',
           f'{f.get("search.second_order_impl")!r} needs search.staged=False '
           "(the staged step is the 'hvp' form).")
+  f.positive('arch_optimizer.learning_rate')
+  f.half_open('arch_optimizer.b1', 0, 1)
+  f.half_open('arch_optimizer.b2', 0, 1)
+  f.at_least(0, 'arch_optimizer.weight_decay', integer=False)
+
+
+def check_one_shot_config(config, devices: int | None = None,
+                          prefix: str = 'config') -> None:
+  """A one_shot_search config (nasjax/configs/one_shot_search.py): a space
+  and a strategy."""
+  # pylint: disable-next=g-import-not-at-top
+  from nasjax.configs import one_shot_search
+  check_known_fields(config, 'one_shot_search', prefix)
+  f = errors.Fields(config, prefix)
+  _check_run(f, devices, config)
+  f.check(f.get('optimizer.learning_rate_min') <=
+          f.get('optimizer.learning_rate'), 'optimizer.learning_rate_min',
+          'must not exceed optimizer.learning_rate.')
+  f.one_of('space', one_shot_search.SPACES)
+  f.one_of('strategy.name', ('darts', 'gdas', 'random_sampling'))
+  name = f.get('strategy.name')
+  modes = (('weights_only',) if name == 'random_sampling' else
+           ('first_order', 'second_order', 'finite_difference'))
+  f.check(f.get('strategy.arch_mode') in modes, 'strategy.arch_mode',
+          f'{name} takes {modes}, got {f.get("strategy.arch_mode")!r}.')
+  f.positive('strategy.tau_min')
+  f.check(f.get('strategy.tau_min') <= f.get('strategy.tau_max'),
+          'strategy.tau_min', 'must not exceed strategy.tau_max.')
+  f.open_interval('data.train_portion', 0, 1)
+  f.at_least(1, 'model.channels', 'model.cells_per_stage',
+             'derive.num_samples', 'derive.batches')
+  f.one_of('model.unselected_weights', ('reference', 'drop'))
   f.positive('arch_optimizer.learning_rate')
   f.half_open('arch_optimizer.b1', 0, 1)
   f.half_open('arch_optimizer.b2', 0, 1)

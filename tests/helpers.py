@@ -140,11 +140,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_binary(binary: str, variant: str, *args: str, timeout: int = 900,
+               config_file: str | None = None,
                **env) -> subprocess.CompletedProcess:
   """experiments/<binary>.py with --config=experiments/configs/<binary>.py:
-  <variant> and `args`, as a user runs it (XLA_FLAGS='': the binary sets up
-  its own devices)."""
-  config = os.path.join(ROOT, 'experiments', 'configs', f'{binary}.py')
+  <variant> (or `config_file`.py) and `args`, as a user runs it
+  (XLA_FLAGS='': the binary sets up its own devices)."""
+  config = os.path.join(ROOT, 'experiments', 'configs',
+                        f'{config_file or binary}.py')
   return subprocess.run(
       [sys.executable, os.path.join(ROOT, 'experiments', f'{binary}.py'),
        f'--config={config}:{variant}', *args], capture_output=True,

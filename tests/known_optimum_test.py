@@ -24,12 +24,14 @@ import dataclasses
 import functools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nasjax import configs
+from nasjax import one_shot
 from nasjax import genotype as genotype_lib
 from nasjax.configs import enas_rnn_search
 from nasjax.configs import enas_search
@@ -39,6 +41,7 @@ from nasjax.enas import reinforce as R
 from nasjax.enas import search as enas_search_lib
 from nasjax.darts import optim
 from nasjax.darts import step as darts_step
+from nasjax.search_spaces import nb201
 from nasjax.search_spaces import DartsCellSpace
 from nasjax.search_spaces import enas as enas_space
 from nasjax.train_state import SearchState
@@ -383,3 +386,105 @@ def test_enas_recurrent_search_finds_cells_better_than_random():
   assert s['derive_perplexity'] < s['random_best_perplexity'], s
   rewards = [r.train['controller/reward'] for r in result.history]
   assert rewards[-1] > 2 * rewards[0], rewards
+
+
+# The one-shot strategies on the NAS-Bench-201 cell's alpha (6 edges x 5
+# ops), through `one_shot.OneShotFamily` (its sampling keys and epoch
+# progress), the strategies' own mixing and the real bilevel step, with the
+# NB201 presets' optimisers. The supernet is a vector family: edge e applies
+# op k to its own input block, op k being zero or a cyclic shift by 0..3,
+# each with a learnt scale; the target applies the planted cell's ops. Only
+# the planted cell reaches zero loss; a uniformly random cell is it with
+# probability 1/15625.
+NB201_PLANTED = (3, 1, 2, 4, 3, 1)
+_NB_WIDTH = 8
+
+
+def _nb_ops(h):
+  return jnp.stack([jnp.zeros_like(h)] + [jnp.roll(h, s, -1)
+                                          for s in range(4)])
+
+
+class _NbToy(nn.Module):
+  """A supernet of the `nasjax.mixing` protocol: weighted sums of all ops,
+  or the one selected op per edge."""
+
+  @nn.compact
+  def __call__(self, x, mixing, train):
+    del train
+    m = mixing['cell']
+    scale = self.param('op_scale', nn.initializers.ones, (6, 5))
+    outs = []
+    for e in range(6):
+      ops = _nb_ops(x[:, e])
+      if m.index is None:
+        outs.append(jnp.einsum('k,knw->nw', m.weights[e] * scale[e], ops))
+      else:
+        k = m.index[e]
+        outs.append(m.weights[e, k] * scale[e, k] * ops[k])
+    return jnp.stack(outs, 1)
+
+
+class _NbToyFamily(one_shot.OneShotFamily):
+  """`OneShotFamily` with a squared error in place of cross-entropy."""
+
+  def loss(self, params, batch_stats, alpha, inputs):
+    mixing = self.strategy.mixing(alpha, inputs['key'], inputs['progress'])
+    out = self.model.apply({'params': params}, inputs['image'], mixing,
+                           train=True)
+    return (jnp.mean(jnp.square(out - inputs['label'])),
+            (batch_stats, {}))
+
+  def metrics(self, aux, inputs):
+    return {}
+
+
+def _nb_batch(key, n=32):
+  x = jax.random.normal(key, (n, 6, _NB_WIDTH))
+  y = jnp.stack([_nb_ops(x[:, e])[NB201_PLANTED[e]] for e in range(6)], 1)
+  return {'image': x, 'label': y}
+
+
+@pytest.mark.parametrize('variant', ['nb201_gdas', 'nb201_darts',
+                                     'nb201_darts2'])
+@pytest.mark.parametrize('seed', [0, 1])
+def test_one_shot_strategies_derive_the_planted_nb201_cell(variant, seed):
+  """GDAS (Gumbel temperature 10 -> 0.1 over 10 epochs), DARTS first and
+  exact second order, 500 steps of 32 examples, then the real derivation
+  (`nb201.SPACE.from_alpha`): the planted cell, 6 of 6 edges."""
+  c = configs.one_shot(variant)
+  o, a = c.optimizer, c.arch_optimizer
+  steps, epochs = 500, 10
+  schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
+                                    epochs=epochs,
+                                    steps_per_epoch=steps // epochs)
+  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
+                              weight_decay=o.weight_decay, clip=o.grad_clip,
+                              nesterov=o.nesterov)
+  arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
+                                 weight_decay=a.weight_decay)
+  family = _NbToyFamily(_NbToy(), lambda x, k, t: x, one_shot.strategy_of(c),
+                        steps // epochs, epochs)
+  key = jax.random.key(seed)
+  alpha = {'cell': 1e-3 * jax.random.normal(jax.random.fold_in(key, 1),
+                                            (6, 5))}
+  state = SearchState.create(params={'op_scale': jnp.ones((6, 5))},
+                             batch_stats={}, alpha=alpha, tx=tx,
+                             arch_tx=arch_tx, rng=key)
+  step = functools.partial(darts_step.search_step, model=family,
+                           arch_mode=c.strategy.arch_mode,
+                           learning_rate=schedule)
+
+  @jax.jit
+  def run(state):
+    def one(st, k):
+      kt, kv = jax.random.split(k)
+      st, m = step(st, _nb_batch(kt), _nb_batch(kv))
+      return st, m['val_loss']
+    return jax.lax.scan(one, state, jax.random.split(
+        jax.random.fold_in(key, 2), steps))
+
+  state, val_loss = run(state)
+  cell = nb201.SPACE.from_alpha(jax.device_get(state.alpha))
+  assert cell == NB201_PLANTED, cell
+  assert float(val_loss[-20:].mean()) < 0.7 * float(val_loss[:20].mean())

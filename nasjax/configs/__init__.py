@@ -8,6 +8,7 @@ at these modules). Every field is commented in its module.
   cfg = configs.rnn_search('ptb')     # DARTS recurrent search (PTB)
   cfg = configs.enas_rnn('ptb')       # ENAS recurrent search (PTB)
   cfg = configs.language_model('ptb') # retraining a recurrent cell
+  cfg = configs.one_shot('nb201_gdas') # a space and a strategy
   cfg.epochs = 10                     # any field can be changed
 """
 from nasjax.configs import darts_rnn_search
@@ -16,6 +17,7 @@ from nasjax.configs import darts_train
 from nasjax.configs import enas_rnn_search
 from nasjax.configs import enas_search
 from nasjax.configs import lm_train
+from nasjax.configs import one_shot_search
 from nasjax.configs import selection
 
 
@@ -49,3 +51,10 @@ def retrain(variant: str = 'cifar10'):
   """A retraining preset: 'cifar10', 'imagenet', 'cifar10_subset', 'digits',
   'tiny'."""
   return darts_train.get_config(variant)
+
+
+def one_shot(variant: str = 'nb201_gdas'):
+  """A one-shot search preset, `<space>_<strategy>[_<size>]`: e.g.
+  'nb201_gdas', 'nb201_darts', 'nb201_darts2', 'nb201_rsps', with '_subset',
+  '_digits' or '_tiny' (`nasjax.configs.one_shot_search.VARIANTS`)."""
+  return one_shot_search.get_config(variant)

@@ -51,12 +51,14 @@ def clip_by_global_norm(max_norm: float, eps: float = 0.0
 
 def weight_optimizer(learning_rate: optax.ScalarOrSchedule, *, momentum: float,
                      weight_decay: float, clip: float | None,
-                     clip_eps: float = 0.0) -> optax.GradientTransformation:
+                     clip_eps: float = 0.0, nesterov: bool = False
+                     ) -> optax.GradientTransformation:
   """SGD with coupled weight decay after a global-norm clip (`clip` None: no
-  clip; `clip_eps` as `clip_by_global_norm`'s `eps`)."""
+  clip; `clip_eps` as `clip_by_global_norm`'s `eps`); `nesterov`: PyTorch's
+  Nesterov momentum (update g + m * buf, buf = m * buf + g)."""
   parts = [] if clip is None else [clip_by_global_norm(clip, clip_eps)]
   parts += [optax.add_decayed_weights(weight_decay),
-            optax.sgd(learning_rate, momentum=momentum)]
+            optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)]
   return optax.chain(*parts)
 
 

@@ -1,0 +1,117 @@
+"""One-shot search configs: a search space and a strategy, named as a pair.
+
+  python experiments/search.py \
+      --config=experiments/configs/one_shot_search.py:nb201_gdas \
+      --workdir=/tmp/gdas
+
+ARG is `<space>_<strategy>[_<size>]`:
+  space      nb201 (NAS-Bench-201, `nasjax.search_spaces.nb201`)
+  strategy   darts (first order), darts2 (exact second order), gdas,
+             rsps (random-sampling one-shot)
+  size       (none)   the NB201 paper's search: C=16, N=5, batch 64, CIFAR-10
+                      (--config.data.data_dir: the extracted
+                      cifar-10-batches-py directory); DARTS 50 epochs, GDAS
+                      and RSPS 250 (AutoDL-Projects' NB201 configs)
+             subset   the same network on a CIFAR-10 subset of about 5,000
+                      training images at --config.data.data_dir, 20 epochs
+                      (benchmarks/nb201_search.py)
+             digits   C=8, N=1 on the bundled 8x8 digits (no download),
+                      4 epochs
+             tiny     tests: C=4, N=1, digits, 2 steps
+Set --config.table to a NAS-Bench-201 table (CSV: arch, cellstr,
+<dataset>-val, <dataset>-test) to have the derived cell looked up in it.
+"""
+
+import ml_collections
+
+from nasjax import errors
+from nasjax.configs import common
+
+SPACES = ('nb201',)
+STRATEGIES = {'darts': ('darts', 'first_order'),
+              'darts2': ('darts', 'second_order'),
+              'gdas': ('gdas', 'first_order'),
+              'rsps': ('random_sampling', 'weights_only')}
+SIZES = ('', 'subset', 'digits', 'tiny')
+VARIANTS = tuple(f'{sp}_{st}{"_" + sz if sz else ""}' for sp in SPACES
+                 for st in STRATEGIES for sz in SIZES)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  arg = arg or 'nb201_gdas'
+  if arg not in VARIANTS:
+    raise errors.ConfigError(
+        f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+  space, strategy, *size = arg.split('_')
+  size = size[0] if size else ''
+  c = common.base(seed=0, batch_size=64, epochs=250, log_every_steps=50,
+                  checkpoint_every_steps=500)
+  # AutoDL-Projects' NB201 search settings: SGD Nesterov, lr 0.025 cosine
+  # to 0.001, momentum 0.9, weight decay 5e-4, clip 5.
+  c.optimizer.weight_decay = 5e-4
+  c.optimizer.nesterov = True
+  # The training split's fraction that trains the weights; the rest trains
+  # alpha (and, for rsps, ranks the sampled cells).
+  c.data.train_portion = 0.5
+  # The search space: 'nb201'.
+  c.space = space
+
+  c.model = ml_collections.ConfigDict()
+  # C of the first stage and N cells per stage (NB201: 16, 5).
+  c.model.channels = 16
+  c.model.cells_per_stage = 5
+  # GDAS and rsps: 'reference' adds the unselected ops' weights as scalars
+  # (AutoDL's forward_gdas: value 0, gradient 1), 'drop' leaves them out.
+  c.model.unselected_weights = 'reference'
+
+  c.strategy = ml_collections.ConfigDict()
+  # 'darts', 'gdas' or 'random_sampling'.
+  c.strategy.name, arch_mode = STRATEGIES[strategy]
+  # How alpha's gradient is taken: 'first_order', 'second_order' (exact),
+  # 'finite_difference'; 'weights_only' for random_sampling (no alpha).
+  c.strategy.arch_mode = arch_mode
+  # GDAS: the Gumbel-softmax temperature, linear by epoch from tau_max to
+  # tau_min.
+  c.strategy.tau_max = 10.0
+  c.strategy.tau_min = 0.1
+
+  c.arch_optimizer = ml_collections.ConfigDict()
+  # alpha: Adam(lr, betas (b1, b2)) with coupled L2 weight decay
+  # (AutoDL's NB201 DARTS and GDAS: 3e-4, (0.5, 0.999), 1e-3).
+  c.arch_optimizer.learning_rate = 3e-4
+  c.arch_optimizer.b1 = 0.5
+  c.arch_optimizer.b2 = 0.999
+  c.arch_optimizer.weight_decay = 1e-3
+
+  c.derive = ml_collections.ConfigDict()
+  # rsps: cells sampled at the end and ranked by their accuracy on the
+  # same validation batches with the shared weights (AutoDL: 100); every
+  # strategy also scores this many uniformly random cells the same way, for
+  # comparison.
+  c.derive.num_samples = 100
+  # Validation batches each cell is scored on.
+  c.derive.batches = 4
+
+  # A NAS-Bench-201 table to look the derived cell up in ('' : none).
+  c.table = ''
+  # Its dataset columns: select on <table_dataset>-val, report -test.
+  c.table_dataset = 'cifar10'
+
+  if strategy == 'darts' or strategy == 'darts2':
+    c.epochs = 50
+  if size == 'subset':
+    c.epochs = 20
+    c.log_every_steps, c.checkpoint_every_steps = 10, 100
+  elif size == 'digits':
+    common.digits_data(c)
+    c.model.channels, c.model.cells_per_stage = 8, 1
+    c.batch_size, c.epochs = 32, 4
+    c.log_every_steps, c.checkpoint_every_steps = 5, 20
+    c.derive.num_samples, c.derive.batches = 20, 2
+  elif size == 'tiny':
+    common.digits_data(c)
+    c.model.channels, c.model.cells_per_stage = 4, 1
+    c.batch_size, c.epochs, c.max_steps = 8, 1, 2
+    c.log_every_steps, c.checkpoint_every_steps = 1, 1
+    c.derive.num_samples, c.derive.batches = 4, 1
+  return c

@@ -1,0 +1,435 @@
+"""The one-shot search loop: any strategy (`nasjax.strategies`) on any space
+with a supernet (`nasjax.mixing.OneShotSpace`; NAS-Bench-201 today).
+
+`search(config, workdir, dataset)` runs (or resumes) a search with a
+`nasjax.configs.one_shot_search` config and returns a `OneShotResult`. Each
+step is the bilevel step of `nasjax.darts.step` (alpha on a validation
+batch, then the weights on a training batch; only the weights for random
+sampling), its loss a supernet pass under the strategy's mixing of that
+pass. At the end:
+
+  darts, gdas        the cell of the largest alpha on every edge;
+  random_sampling    `derive.num_samples` uniformly random cells scored on
+                     the same `derive.batches` validation batches with the
+                     shared weights, the best one.
+
+Every strategy also scores `derive.num_samples` uniformly random cells and
+the derived one on those batches (BatchNorm on batch statistics), so that a
+result says whether the search beat random cells under its own weights.
+With `config.table` (a NAS-Bench-201 table) the derived cell is looked up:
+its `-val` and `-test` accuracy beside the all-skip cell, the table's best
+cell by `-val` and random search with as many trials as the derivation
+scored.
+
+With a workdir it writes checkpoints/ (exact resume), history.json, tb/
+(TensorBoard) and, once complete, cell.txt and results.json; SIGTERM and
+Ctrl-C save first; a non-finite loss stops with `loop.NonFiniteError`
+keeping the last good checkpoint (`nasjax.loop`).
+
+Synopsis:
+
+  cfg = nasjax.configs.one_shot('nb201_gdas_digits')
+  result = search(cfg, None, nasjax.data.load('digits'))
+  result.cell_string, result.summary['supernet_accuracy']
+"""
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from nasjax import augment
+from nasjax import config_checks
+from nasjax import history as history_lib
+from nasjax import loop
+from nasjax import mixing as mixing_lib
+from nasjax import parallel
+from nasjax import progress as progress_lib
+from nasjax import strategies as strategies_lib
+from nasjax.darts import optim
+from nasjax.darts import step as step_lib
+from nasjax.data import pipeline
+from nasjax.train_state import SearchState
+
+
+
+def space_of(name: str) -> mixing_lib.OneShotSpace:
+  """The space object of a config's `space`."""
+  if name == 'nb201':
+    # pylint: disable-next=g-import-not-at-top
+    from nasjax.search_spaces import nb201
+    return nb201.SPACE
+  raise ValueError(f'Unknown one-shot space {name!r}.')
+
+
+def strategy_of(config: ml_collections.ConfigDict):
+  s = config.strategy
+  if s.name == 'gdas':
+    return strategies_lib.Gdas(s.tau_max, s.tau_min)
+  return strategies_lib.STRATEGIES[s.name]()
+
+
+@dataclasses.dataclass(frozen=True)
+class OneShotFamily:
+  """A `nasjax.darts.step.Family`: a supernet pass under the strategy's
+  mixing, cross-entropy over labels. Each pass draws its own sampling key;
+  `progress` (the epoch over epochs - 1) drives GDAS's temperature."""
+  model: Any
+  preprocess: Callable
+  strategy: Any
+  steps_per_epoch: int
+  epochs: int
+
+  def prepare(self, rng, step, salt, batch, carry=None):
+    del carry
+    rng = jax.random.fold_in(jax.random.fold_in(rng, step), salt)
+    k_aug, k_mix = jax.random.split(rng)
+    epoch = jnp.floor_divide(step, self.steps_per_epoch)
+    progress = jnp.minimum(epoch / max(self.epochs - 1, 1), 1.0)
+    return {'image': self.preprocess(batch['image'], k_aug, True),
+            'label': batch['label'], 'key': k_mix, 'progress': progress}
+
+  def loss(self, params, batch_stats, alpha, inputs):
+    mixing = self.strategy.mixing(alpha, inputs['key'], inputs['progress'])
+    logits, updates = self.model.apply(
+        {'params': params, 'batch_stats': batch_stats}, inputs['image'],
+        mixing, train=True, mutable=['batch_stats'])
+    loss = optax.softmax_cross_entropy_with_integer_labels(
+        logits, inputs['label']).mean()
+    return loss, (updates['batch_stats'], {'logits': logits})
+
+  def metrics(self, aux, inputs):
+    return {'accuracy': jnp.mean(jnp.argmax(aux['logits'], -1) ==
+                                 inputs['label'])}
+
+  def update_scale(self, inputs):
+    del inputs
+    return 1.0
+
+
+def build(config, dataset, steps_per_epoch):
+  """(space, strategy, model, family, tx, arch_tx, schedule, preprocess)."""
+  space = space_of(config.space)
+  strategy = strategy_of(config)
+  model = space.supernet(dataset.num_classes, config.model)
+  o, a = config.optimizer, config.arch_optimizer
+  schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
+                                    epochs=config.epochs,
+                                    steps_per_epoch=steps_per_epoch)
+  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
+                              weight_decay=o.weight_decay,
+                              clip=o.grad_clip or None,
+                              clip_eps=o.grad_clip_eps, nesterov=o.nesterov)
+  arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
+                                 weight_decay=a.weight_decay)
+  prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,
+                                 crop_padding=config.data.crop_padding,
+                                 flip=config.data.flip)
+  family = OneShotFamily(model, prep, strategy, steps_per_epoch,
+                         config.epochs)
+  return space, strategy, model, family, tx, arch_tx, schedule, prep
+
+
+def init_state(space, model, tx, arch_tx, image_shape, seed, mesh):
+  k_params, k_alpha, k_state = jax.random.split(jax.random.key(seed), 3)
+
+  def init():
+    shapes = sorted(space.alpha_shapes().items())
+    alpha = {t: 1e-3 * jax.random.normal(jax.random.fold_in(k_alpha, i), s)
+             for i, (t, s) in enumerate(shapes)}
+    mixing = strategies_lib.Darts().mixing(alpha, None, 0.0)
+    x = jnp.zeros((2,) + tuple(image_shape))
+    variables = model.init(k_params, x, mixing, train=False)
+    return SearchState.create(params=variables['params'],
+                              batch_stats=variables['batch_stats'],
+                              alpha=alpha, tx=tx, arch_tx=arch_tx, rng=k_state)
+
+  return parallel.jit_init(init, mesh)()
+
+
+def make_scorer(model, space):
+  """(params, batch_stats, index, images, labels) -> accuracy of the cell
+  `index` (`space.arch_index`) on one batch, with the shared weights and
+  BatchNorm on the batch's statistics. One compiled program for every
+  cell."""
+  num_ops = {t: s[1] for t, s in space.alpha_shapes().items()}
+
+  @jax.jit
+  def score(params, batch_stats, index, images, labels):
+    mixing = {t: mixing_lib.one_hot(i, num_ops[t]) for t, i in index.items()}
+    logits, _ = model.apply({'params': params, 'batch_stats': batch_stats},
+                            images, mixing, train=True,
+                            mutable=['batch_stats'])
+    return jnp.mean(jnp.argmax(logits, -1) == labels)
+
+  return score
+
+
+def score_cells(state, score, space, cells, batches) -> np.ndarray:
+  """Mean accuracy of every cell over `batches` (preprocessed)."""
+  out = []
+  for cell in cells:
+    loop.check_terminated()
+    index = space.arch_index(cell)
+    accs = [score(state.params, state.batch_stats, index, b['image'],
+                  b['label']) for b in batches]
+    out.append(float(np.mean(jax.device_get(accs))))
+  return np.asarray(out)
+
+
+def table_report(table_path: str, dataset: str, space, cell,
+                 num_random: int, seed: int) -> dict:
+  """The derived cell looked up in a NAS-Bench-201 table, beside the
+  all-skip cell, the best cell by validation accuracy and random search
+  with `num_random` trials (select on -val, report -test)."""
+  # pylint: disable-next=g-import-not-at-top
+  from nasjax.search_spaces.nb201 import table as table_lib
+  t = table_lib.load(table_path)
+  val, test = f'{dataset}-val', f'{dataset}-test'
+  best = t.best(val)
+  mean, std = t.random_search(num_random, dataset, repeats=1000, seed=seed)
+  skip = (1,) * len(cell)
+  return {'table': table_path, 'index': t.index(cell),
+          val: t.accuracy(cell, val), test: t.accuracy(cell, test),
+          'all_skip_test': t.accuracy(skip, test),
+          'best_by_val': space.to_string(best),
+          'best_by_val_test': t.accuracy(best, test),
+          f'random_search_{num_random}_test_mean': mean,
+          f'random_search_{num_random}_test_std': std}
+
+
+@dataclasses.dataclass
+class OneShotResult:
+  """What a one-shot search returns.
+
+  Attributes:
+    status: 'completed' or 'interrupted'.
+    cell: the derived architecture (the space's encoding), None if
+      interrupted.
+    cell_string: its string (NB201: the benchmark's).
+    history: one `history.EpochRecord` per epoch (softmax(alpha), mean
+      metrics, the cell derived at that point in `arcs`).
+    state: the final `SearchState`.
+    summary: results.json: steps, timings, the derived cell, its supernet
+      accuracy beside random cells', and the table lookup when asked.
+    workdir: where files went, or None.
+  """
+  status: str
+  cell: Any
+  cell_string: str | None
+  history: list
+  state: SearchState
+  summary: dict
+  workdir: str | None = None
+
+
+def _derive_batches(val, config, prep, mesh):
+  k = config.derive.batches
+  bs = config.batch_size
+  if len(val) < bs:
+    raise pipeline.DataError(
+        f"alpha's part of the training split has {len(val)} examples, fewer "
+        f'than one batch of {bs}.')
+  out = []
+  for i in range(min(k, len(val) // bs)):
+    b = {'image': prep(val.images[i * bs:(i + 1) * bs], None, False),
+         'label': val.labels[i * bs:(i + 1) * bs]}
+    out.append(parallel.shard_batch(jax.device_get(b), mesh))
+  return out
+
+
+@loop.releases_workdirs
+def search(config: ml_collections.ConfigDict, workdir: str | None,
+           dataset: pipeline.Dataset, *,
+           callback: Callable[[list], None] | None = None,
+           progress: str = 'auto') -> OneShotResult:
+  """Runs (or, in a used workdir, resumes) a one-shot search.
+
+  Args:
+    config: a `nasjax.configs.one_shot_search` config.
+    workdir: where checkpoints, TensorBoard events and results go; None:
+      nothing is written.
+    dataset: its training split is divided into the weights' and alpha's
+      parts (`data.train_portion`).
+    callback: called with the history after every epoch.
+    progress: 'auto', 'bar', 'lines' or 'none'.
+  """
+  report = progress_lib.Progress(progress, 'search')
+  mesh = parallel.make_mesh(config.num_devices or None)
+  config_checks.check_one_shot_config(config, mesh.devices.size)
+  pipeline.check_image_shape(dataset, config.data.image_shape)
+  train, val = pipeline.search_split(dataset.train, config.data.train_portion)
+  per_epoch = min(
+      pipeline.steps_per_epoch(train, config.batch_size, "the weights' "
+                               'part of the training split (data.'
+                               'train_portion)'),
+      pipeline.steps_per_epoch(val, config.batch_size, "alpha's part of the "
+                               'training split (data.train_portion)'))
+  if workdir is not None:
+    loop.prepare_workdir(workdir)
+  total_steps = config.epochs * per_epoch
+  if config.max_steps:
+    total_steps = min(total_steps, config.max_steps)
+  space, strategy, model, family, tx, arch_tx, schedule, prep = build(
+      config, dataset, per_epoch)
+  state = init_state(space, model, tx, arch_tx, dataset.image_shape,
+                     config.seed, mesh)
+  opened = loop.open_run(workdir, state, mesh, keep=config.keep_checkpoints,
+                         expect={'config': config.to_dict()}, report=report,
+                         what='search', total_steps=total_steps)
+  state, start, ckpt, records = (opened.state, opened.start,
+                                 opened.checkpointer, opened.history)
+
+  mode = config.strategy.arch_mode
+  if mode == 'weights_only':
+    step_fn = parallel.jit_step(
+        functools.partial(step_lib.weight_step, model=family), mesh)
+  elif mode == 'first_order':
+    step_fn = parallel.jit_step(
+        functools.partial(step_lib.search_step, model=family,
+                          arch_mode=mode, learning_rate=schedule),
+        mesh, num_batches=2)
+  else:
+    step_fn = step_lib.staged_search_step(
+        parallel.stage_jitter(mesh), model=family, arch_mode=mode,
+        learning_rate=schedule)
+
+  pidx, pcount = parallel.process_info()
+  batch_args = dict(process_index=pidx, process_count=pcount,
+                    start_step=start)
+  train_it = pipeline.batches(train, config.batch_size, seed=config.seed,
+                              **batch_args)
+  val_it = pipeline.batches(val, config.batch_size, seed=config.seed + 1,
+                            **batch_args)
+  writer = None
+  if workdir is not None and pidx == 0 and not opened.previous:
+    # pylint: disable-next=g-import-not-at-top
+    from tensorboardX import SummaryWriter
+    writer = SummaryWriter(os.path.join(workdir, 'tb'))
+
+  def derived(st):
+    return space.from_alpha(parallel.to_host(st.alpha))
+
+  def meta_for(st):
+    step = int(jax.device_get(st.step))
+    return {'step': step, 'epoch': step // per_epoch,
+            'data_position': {'train_step': step, 'val_step': step},
+            'config': config.to_dict()}
+
+  def end_of_epoch(st, epoch, means):
+    alpha = parallel.to_host(st.alpha)
+    arcs = ([{'arc': space.to_string(derived(st))}] if strategy.learns_alpha
+            else None)
+    record = history_lib.EpochRecord(
+        epoch=epoch, step=int(jax.device_get(st.step)), train=dict(means),
+        alpha=history_lib.softmax(alpha), arcs=arcs)
+    history_lib.add(records, record)
+    report.message(
+        f'epoch {epoch}: ' + ' '.join(f'{k}={v:.4f}' for k, v in
+                                      sorted(means.items())) +
+        (f' | cell {arcs[0]["arc"]}' if arcs else ''))
+    if workdir is not None and pidx == 0:
+      history_lib.save(workdir, records)
+    if writer is not None:
+      for k, v in means.items():
+        writer.add_scalar(f'epoch/{k}', v, record.step)
+      for t, w in record.alpha.items():
+        for e in range(w.shape[0]):
+          for k in range(w.shape[1]):
+            writer.add_scalar(f'alpha_{t}/edge{e}/op{k}', float(w[e, k]),
+                              record.step)
+      writer.flush()
+    if callback is not None:
+      callback(list(records))
+
+  def one_step(st, i):
+    _, tb = next(train_it)
+    tb = parallel.shard_batch(tb, mesh)
+    if mode == 'weights_only':
+      return step_fn(st, tb)
+    _, vb = next(val_it)
+    return step_fn(st, tb, parallel.shard_batch(vb, mesh))
+
+  what = (f'the {config.space} {config.strategy.name} step ({mode}, C='
+          f'{config.model.channels}, batch {config.batch_size} on '
+          f'{mesh.devices.size} {jax.default_backend().upper()} device'
+          f'{"s" if mesh.devices.size > 1 else ""})')
+  staged = hasattr(step_fn, 'precompile')
+  if staged and start < total_steps:
+    report.compiling(what)
+    batch = parallel.abstract_batch(
+        {'image': train.images, 'label': train.labels}, config.batch_size,
+        mesh)
+    step_fn.precompile(state, batch, batch)
+    report.compiled(what)
+
+  t0 = time.time()
+  result = loop.run(state, start=start, total_steps=total_steps,
+                    steps_per_epoch=per_epoch, step=one_step,
+                    checkpointer=ckpt, meta_for=meta_for,
+                    end_of_epoch=end_of_epoch, writer=writer,
+                    learning_rate=schedule, log_every=config.log_every_steps,
+                    checkpoint_every=config.checkpoint_every_steps,
+                    report=report, resumed_meta=opened.meta,
+                    first_step_compiles=None if staged else what)
+  state = result.state
+  if writer is not None:
+    writer.close()
+  if result.status != 'completed':
+    return OneShotResult(result.status, None, None, records, state,
+                         result.summary(total_steps, t0, mesh.devices.size),
+                         workdir)
+  if opened.previous:
+    p = opened.previous
+    return OneShotResult('completed', space.from_string(p['cell']),
+                         p['cell'], records, state, p, workdir)
+
+  # Derivation: sample and score on fixed validation batches.
+  score = make_scorer(model, space)
+  batches = _derive_batches(val, config, prep, mesh)
+  rng = np.random.default_rng(config.seed)
+  n = config.derive.num_samples
+  randoms = [space.random_arch(rng) for _ in range(n)]
+  report.message(f'Deriving: scoring {n} uniformly random cells on '
+                 f'{len(batches)} validation batches with the shared '
+                 'weights.')
+  random_acc = score_cells(state, score, space, randoms, batches)
+  if strategy.learns_alpha:
+    cell = derived(state)
+    cell_acc = float(score_cells(state, score, space, [cell], batches)[0])
+  else:
+    best = int(np.argmax(random_acc))
+    cell, cell_acc = randoms[best], float(random_acc[best])
+  summary = {**result.summary(total_steps, t0, mesh.devices.size),
+             'space': config.space, 'strategy': config.strategy.name,
+             'arch_mode': mode, 'cell': space.to_string(cell),
+             'supernet_accuracy': cell_acc,
+             'random_supernet_accuracy_median': float(np.median(random_acc)),
+             'random_supernet_accuracy_best': float(np.max(random_acc)),
+             'random_cells_scored': n}
+  if config.table:
+    summary['lookup'] = table_report(config.table, config.table_dataset,
+                                     space, cell, n, config.seed)
+  report.message(
+      f'Derived cell: {summary["cell"]} (supernet accuracy {cell_acc:.4f}; '
+      f'{n} random cells: median '
+      f'{summary["random_supernet_accuracy_median"]:.4f}'
+      f', best {summary["random_supernet_accuracy_best"]:.4f})' +
+      (f'; {config.table_dataset}-test in the table: '
+       f'{summary["lookup"][config.table_dataset + "-test"]:.2f}'
+       if config.table else '') + '.')
+  if workdir is not None and pidx == 0:
+    with open(os.path.join(workdir, 'cell.txt'), 'w') as f:
+      f.write(summary['cell'] + '\n')
+    with open(os.path.join(workdir, 'results.json'), 'w') as f:
+      json.dump(summary, f, indent=1)
+  return OneShotResult('completed', cell, summary['cell'], records, state,
+                       summary, workdir)

@@ -1,0 +1,19 @@
+"""One-shot search strategies: how a step mixes a supernet's ops.
+
+Each strategy is a frozen dataclass (hashable: a static argument of the
+compiled step) with
+
+  learns_alpha: whether the bilevel step updates alpha (DARTS, GDAS) or only
+    the weights (random sampling);
+  mixing(alpha, key, progress): `{cell type: nasjax.mixing.Mixing}` for one
+    network pass, traceable; `key` is fresh per pass, `progress` the epoch
+    fraction of the search in [0, 1] (GDAS anneals its temperature by it).
+
+They import no space: `nasjax.mixing` is the whole protocol.
+"""
+
+from nasjax.strategies.darts import Darts
+from nasjax.strategies.gdas import Gdas
+from nasjax.strategies.random_sampling import RandomSampling
+
+STRATEGIES = {'darts': Darts, 'gdas': Gdas, 'random_sampling': RandomSampling}

@@ -3,6 +3,7 @@
   import nasjax
   ds = nasjax.data.load('digits')                 # or data.from_arrays(...)
   found = nasjax.search(ds, 'digits')             # a preset name or a config
+  gdas = nasjax.search(ds, 'digits', space='nb201', strategy='gdas')
   nasjax.plot.alpha_history(found.history)
   trained = nasjax.retrain(ds, found.genotype, 'digits')
   trained.test_accuracy
@@ -23,7 +24,9 @@ import ml_collections
 
 from nasjax import configs
 from nasjax import data as data_lib
+from nasjax import errors
 from nasjax import genotype as genotype_lib
+from nasjax import one_shot as one_shot_lib
 from nasjax import platform
 from nasjax.darts import rnn_search as rnn_search_lib
 from nasjax.darts import search as search_lib
@@ -66,30 +69,73 @@ def _dataset(dataset) -> data_lib.Dataset:
   return dataset
 
 
-def search(dataset, config: Config = None, *, workdir: str | None = None,
-           callback=None, progress: str = 'auto') -> search_lib.SearchResult:
-  """A DARTS search on `dataset`.
+# The (space, strategy) pairs `search` runs, and how.
+PAIRS = {
+    ('darts_cell', 'darts'): 'the DARTS cell search (nasjax.darts.search); '
+                             'the preset sets the order',
+    ('enas_micro', 'enas'): 'ENAS (nasjax.enas.search), micro or macro by '
+                            'the preset',
+    ('nb201', 'darts'): 'DARTS, first order', ('nb201', 'darts2'):
+        'DARTS, exact second order', ('nb201', 'gdas'): 'GDAS',
+    ('nb201', 'rsps'): 'random-sampling one-shot (RSPS)',
+}
+
+
+def search(dataset, config: Config = None, *, space: str | None = None,
+           strategy: str | None = None, workdir: str | None = None,
+           callback=None, progress: str = 'auto'):
+  """A search of `space` by `strategy` on `dataset`.
 
   Args:
     dataset: a `nasjax.data.Dataset` (or 'digits'); its training split is
-      halved into weight and alpha data, as in the paper.
-    config: a `nasjax.configs.search` preset name ('cifar10', the paper's;
-      'cifar10_subset', 'digits', 'tiny') or a ConfigDict; None: 'cifar10'.
-      Not modified.
-    workdir: checkpoints, TensorBoard, genotypes, history; re-running with it
+      divided into the weights' and the architecture's data.
+    config: a preset name or a ConfigDict (not modified). Without `space`:
+      a `nasjax.configs.search` preset ('cifar10', the DARTS paper's;
+      'cifar10_subset', 'digits', 'tiny'; None: 'cifar10'), or a one-shot
+      preset naming its pair ('nb201_gdas_digits', `configs.one_shot`).
+      With `space` and `strategy`: that pair's preset of this size ('',
+      'digits', 'subset', 'tiny' for NB201; the DARTS and ENAS preset names
+      otherwise).
+    space, strategy: a pair of `PAIRS`: ('darts_cell', 'darts'),
+      ('enas_micro', 'enas'), ('nb201', 'darts' | 'darts2' | 'gdas' |
+      'rsps').
+    workdir: checkpoints, TensorBoard, history, results; re-running with it
       resumes. None: nothing is written.
     callback: `callback(history)` after every epoch (e.g. a live plot).
     progress: 'auto' (a bar in notebooks and terminals), 'bar', 'lines',
       'none'.
 
   Returns:
-    A `SearchResult`: `.genotype`, `.history` (per epoch: softmax(alpha),
-    losses, accuracies, genotype), `.state`, `.alpha`, `.summary`.
+    The DARTS cell: a `SearchResult` (`.genotype`, `.history`, `.alpha`).
+    ENAS: an `EnasSearchResult` (`.arc`, `.arc_string`). NB201: a
+    `nasjax.one_shot.OneShotResult` (`.cell`, `.cell_string`, `.summary`
+    with the table lookup when `config.table` names one).
   """
   platform.ensure_setup()
   dataset = _dataset(dataset)
+  kwargs = dict(callback=callback, progress=progress)
+  if (space is None) != (strategy is None):
+    raise errors.UserError('Give both space= and strategy=, or neither.')
+  if space is not None and (space, strategy) not in PAIRS:
+    raise errors.UserError(
+        f'No search of space {space!r} by strategy {strategy!r}; the pairs '
+        f'are {sorted(PAIRS)}.')
+  if space == 'darts_cell':
+    space = None  # The DARTS search, as without a pair.
+  if space == 'enas_micro':
+    return enas_search_lib.search(_config(config, configs.enas, dataset),
+                                  workdir, dataset, **kwargs)
+  if space is not None:
+    if config is None or isinstance(config, str):
+      config = f'{space}_{strategy}' + (f'_{config}' if config else '')
+    return one_shot_lib.search(_config(config, configs.one_shot, dataset),
+                               workdir, dataset, **kwargs)
+  if (isinstance(config, str) and config in configs.one_shot_search.VARIANTS
+      or isinstance(config, ml_collections.ConfigDict) and 'space' in config):
+    return one_shot_lib.search(_config(config, configs.one_shot, dataset),
+                               workdir, dataset, **kwargs)
   return search_lib.search(_config(config, configs.search, dataset), workdir,
-                           dataset, callback=callback, progress=progress)
+                           dataset, **kwargs)
 
 
 def enas_search(dataset, config: Config = None, *,

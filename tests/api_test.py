@@ -168,3 +168,16 @@ def test_from_arrays_checks_its_input():
     nasjax.data.from_arrays(x, y, x, y, num_classes=3)
   with pytest.raises(nasjax.data.DataError, match='test images'):
     nasjax.data.from_arrays(x, y, np.zeros((4, 9, 9, 1), np.uint8), y)
+
+
+def test_search_runs_a_named_pair_or_says_which_pairs_exist():
+  ds = nasjax.data.load('digits')
+  r = nasjax.search(ds, 'tiny', space='nb201', strategy='rsps',
+                    progress='none')
+  assert isinstance(r, nasjax.one_shot.OneShotResult)
+  assert r.summary['strategy'] == 'random_sampling'
+  with pytest.raises(errors.UserError, match=r"the pairs are .*'nb201', "
+                     "'gdas'"):
+    nasjax.search(ds, space='nb201', strategy='enas')
+  with pytest.raises(errors.UserError, match='both space= and strategy='):
+    nasjax.search(ds, space='nb201')

@@ -11,7 +11,9 @@ from nasjax import errors
 from nasjax import genotype as G
 from nasjax import history as history_lib
 from nasjax import parallel
+from nasjax.search_spaces.nb201 import table as table_lib
 from tests import helpers
+from tests import nb201_test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -181,3 +183,26 @@ def test_search_runs_a_named_pair_or_says_which_pairs_exist():
     nasjax.search(ds, space='nb201', strategy='enas')
   with pytest.raises(errors.UserError, match='both space= and strategy='):
     nasjax.search(ds, space='nb201')
+
+
+def test_readme_nb201_block_runs_at_tiny_size(tmp_path, monkeypatch):
+  """README's NAS-Bench-201 block, at the tiny preset and with a made-up
+  table in place of the user's: the cell it prints is the search's, looked
+  up in that table."""
+  with open(os.path.join(ROOT, 'README.md')) as f:
+    blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
+  code = next(b for b in blocks if 'nb201' in b)
+  assert len(code.strip().splitlines()) <= 10, code
+  table = nb201_test._write_table(tmp_path / 't.csv',
+                                  nb201_test._synthetic_rows())
+  assert "'nb201_gdas_digits'" in code and "'nb201_hp12.csv'" in code
+  code = code.replace("'nb201_gdas_digits'", "'nb201_gdas_tiny'").replace(
+      "'nb201_hp12.csv'", repr(table))
+  monkeypatch.chdir(tmp_path)
+  scope = {}
+  exec(compile(code, 'README.md', 'exec'), scope)  # pylint: disable=exec-used
+  found = scope['found']
+  assert found.status == 'completed'
+  lookup = found.summary['lookup']
+  t = table_lib.load(table)
+  assert lookup['cifar10-test'] == t.accuracy(found.cell, 'cifar10-test')

@@ -16,7 +16,9 @@ random search with 10 and 100 trials (best by `-val`, reported on `-test`).
 
 On a 2-core CPU use the CIFAR-10 subset and a small supernet (the defaults);
 on an accelerator `--full` runs the NB201 paper's search (full CIFAR-10,
-C=16, N=5, the presets' epochs).
+C=16, N=5, the presets' epochs). Without `--table` nothing is looked up;
+without `--data_dir` the images are random (timing only, e.g.
+`--full --max_steps=100` in accelerator_check.sh).
 """
 
 import json
@@ -28,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+import jax
 import numpy as np
 
 from nasjax import configs
@@ -47,13 +50,16 @@ _EPOCHS = flags.DEFINE_integer('epochs', 6, 'Search epochs (not --full).')
 _CHANNELS = flags.DEFINE_integer('channels', 8, 'C (not --full).')
 _CELLS = flags.DEFINE_integer('cells_per_stage', 2, 'N (not --full).')
 _OUT = flags.DEFINE_string('out', None, 'JSON lines file to append to.')
+_MAX_STEPS = flags.DEFINE_integer('max_steps', 0, 'Stop each search after '
+                                  'this many steps (0: all).')
 
 
 def _config(strategy, seed):
   c = configs.one_shot(f'nb201_{strategy}' + ('' if _FULL.value else
                                               '_subset'))
-  c.seed, c.table = seed, _TABLE.value
-  c.data.data_dir = _DATA.value
+  c.seed, c.table = seed, _TABLE.value or ''
+  c.data.data_dir = _DATA.value or ''
+  c.max_steps = _MAX_STEPS.value
   if not _FULL.value:
     c.epochs = _EPOCHS.value
     c.model.channels, c.model.cells_per_stage = _CHANNELS.value, _CELLS.value
@@ -63,7 +69,14 @@ def _config(strategy, seed):
 def main(argv):
   del argv
   platform.setup()
-  dataset = data.get_dataset('cifar10', _DATA.value, (32, 32, 3))
+  if _DATA.value:
+    dataset = data.get_dataset('cifar10', _DATA.value, (32, 32, 3))
+  else:  # Random images of CIFAR-10's shape: timing only.
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10_000, 32, 32, 3), np.uint8)
+    labels = rng.integers(0, 10, 10_000).astype(np.int32)
+    dataset = data.from_arrays(images, labels, images[:1000], labels[:1000],
+                               name='random')
   rows = []
   for strategy in _STRATEGIES.value:
     for seed in map(int, _SEEDS.value):
@@ -71,7 +84,7 @@ def main(argv):
       t0 = time.time()
       r = one_shot.search(c, None, dataset, progress='lines')
       row = {'strategy': strategy, 'seed': seed, 'cell': r.cell_string,
-             **{k: v for k, v in r.summary['lookup'].items()
+             **{k: v for k, v in r.summary.get('lookup', {}).items()
                 if k != 'table'},
              'supernet_accuracy': r.summary['supernet_accuracy'],
              'random_supernet_accuracy_median':
@@ -81,11 +94,14 @@ def main(argv):
              'train_images': len(dataset.train),
              'median_step_seconds': r.summary['median_step_seconds'],
              'wall_seconds': time.time() - t0}
+      row['device'] = str(jax.devices()[0].device_kind)
       print(json.dumps(row), flush=True)
       rows.append(row)
       if _OUT.value:
         with open(_OUT.value, 'a') as f:
           f.write(json.dumps(row) + '\n')
+  if not _TABLE.value:
+    return
   t = table_lib.load(_TABLE.value)
   print('\n| strategy | cifar10-test of the derived cell, mean +- std | '
         'cells | minutes per search |\n|---|---|---|---|')
@@ -107,5 +123,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['data_dir', 'table'])
   app.run(main)

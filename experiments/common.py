@@ -18,12 +18,12 @@ CPU split the config asks for, the persistent XLA cache), then
 """
 
 import ast
+import logging
 import sys
 from typing import Callable
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 import ml_collections
 from ml_collections import config_flags
@@ -109,7 +109,10 @@ def main(work: Callable[[Config, str], str],
       config_checks.check_family(config, families)
       cpu_devices, batch_sizes = cpu_split(config)
       platform.setup(cpu_devices=cpu_devices, batch_sizes=batch_sizes)
-      logging.info('JAX devices: %s', jax.devices())
+      # JAX's note that a CPU host has no TPU library is not news; the
+      # devices are named once the run starts (the compile message).
+      logging.getLogger('jax._src.xla_bridge').setLevel(
+          logging.WARNING)
       status = work(config, _WORKDIR.value)
     except errors.UserError as e:
       if _TRACEBACK.value:

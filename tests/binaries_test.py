@@ -147,6 +147,8 @@ def test_user_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
   out = _run(binary, variant, args, workdir)
   _assert_one_line_error(out, 'Error: ', message.format(**fill))
   assert not workdir.exists()
+  # Nothing ran, so nothing else was said (no INFO lines before it).
+  assert len(out.stderr.strip().splitlines()) == 1, out.stderr[-3000:]
 
 
 def test_traceback_flag_shows_the_traceback(tmp_path):

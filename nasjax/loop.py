@@ -122,7 +122,9 @@ class Result:
         'step': int(jax.device_get(self.state.step)),
         'total_steps': total_steps, 'last_checkpoint': self.last_checkpoint,
         'wall_seconds': time.time() - t0,
-        'median_step_seconds': (float(np.median(self.step_times))
+        # Without the first step (it compiles) when there are others.
+        'median_step_seconds': (float(np.median(self.step_times[1:] or
+                                                self.step_times))
                                 if self.step_times else None),
         'devices': int(devices), 'last_epoch_metrics': self.last_epoch}
 
@@ -465,7 +467,8 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
     if checkpointer is not None:
       checkpointer.close()
 
-  report.begin(start, total_steps)
+  if not first_step_compiles:
+    report.begin(start, total_steps)
   with Interrupt() as interrupt:
     try:
       for i in range(start, total_steps):
@@ -474,7 +477,10 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
           report.compiling(first_step_compiles)
         state, metrics = step(state, i)
         if i == start and first_step_compiles:
+          # The bar starts once compiled: below the compile messages, and
+          # its rate and ETA do not count the compilation.
           report.compiled(first_step_compiles)
+          report.begin(start, total_steps)
         flush()  # The previous step's metrics: ready by now.
         pending = (metrics, i)
         jax.block_until_ready(metrics)
@@ -483,7 +489,8 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
         host, rate = None, None
         if done % log_every == 0 or done == total_steps:
           host = flush()
-          rate = float(np.median(step_times[-20:]))
+          # The first step compiles: it counts only while it is alone.
+          rate = float(np.median(step_times[1:][-20:] or step_times))
         report.step(done, total_steps, host, rate)
         if done % steps_per_epoch == 0 or done == total_steps:
           flush()

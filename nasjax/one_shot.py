@@ -34,7 +34,6 @@ Synopsis:
 """
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -266,18 +265,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   mesh = parallel.make_mesh(config.num_devices or None)
   config_checks.check_one_shot_config(config, mesh.devices.size)
   pipeline.check_image_shape(dataset, config.data.image_shape)
-  train, val = pipeline.search_split(dataset.train, config.data.train_portion)
-  per_epoch = min(
-      pipeline.steps_per_epoch(train, config.batch_size, "the weights' "
-                               'part of the training split (data.'
-                               'train_portion)'),
-      pipeline.steps_per_epoch(val, config.batch_size, "alpha's part of the "
-                               'training split (data.train_portion)'))
+  train, val, per_epoch, total_steps = pipeline.bilevel_halves(
+      dataset.train, config.data.train_portion, config.batch_size,
+      config.epochs, config.max_steps)
   if workdir is not None:
     loop.prepare_workdir(workdir)
-  total_steps = config.epochs * per_epoch
-  if config.max_steps:
-    total_steps = min(total_steps, config.max_steps)
   space, strategy, model, family, tx, arch_tx, schedule, prep = build(
       config, dataset, per_epoch)
   state = init_state(space, model, tx, arch_tx, dataset.image_shape,
@@ -289,18 +281,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                                  opened.checkpointer, opened.history)
 
   mode = config.strategy.arch_mode
-  if mode == 'weights_only':
-    step_fn = parallel.jit_step(
-        functools.partial(step_lib.weight_step, model=family), mesh)
-  elif mode == 'first_order':
-    step_fn = parallel.jit_step(
-        functools.partial(step_lib.search_step, model=family,
-                          arch_mode=mode, learning_rate=schedule),
-        mesh, num_batches=2)
-  else:
-    step_fn = step_lib.staged_search_step(
-        parallel.stage_jitter(mesh), model=family, arch_mode=mode,
-        learning_rate=schedule)
+  step_fn = step_lib.compiled_step(family, mesh, arch_mode=mode,
+                                   learning_rate=schedule, staged=True)
 
   pidx, pcount = parallel.process_info()
   batch_args = dict(process_index=pidx, process_count=pcount,
@@ -350,13 +332,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     if callback is not None:
       callback(list(records))
 
-  def one_step(st, i):
-    _, tb = next(train_it)
-    tb = parallel.shard_batch(tb, mesh)
-    if mode == 'weights_only':
-      return step_fn(st, tb)
-    _, vb = next(val_it)
-    return step_fn(st, tb, parallel.shard_batch(vb, mesh))
+  one_step = step_lib.feed(step_fn, mesh, train_it, val_it,
+                           mode == 'weights_only')
 
   what = (f'the {config.space} {config.strategy.name} step ({mode}, C='
           f'{config.model.channels}, batch {config.batch_size} on '

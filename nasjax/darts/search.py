@@ -27,7 +27,6 @@ Synopsis:
 """
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -175,18 +174,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   mesh = parallel.make_mesh(config.num_devices or None)
   config_checks.check_search_config(config, mesh.devices.size)
   pipeline.check_image_shape(dataset, config.data.image_shape)
-  train, val = pipeline.search_split(dataset.train, config.data.train_portion)
-  per_epoch = min(
-      pipeline.steps_per_epoch(train, config.batch_size, "the weights' "
-                               'part of the training split (data.'
-                               'train_portion)'),
-      pipeline.steps_per_epoch(val, config.batch_size, "alpha's part of the "
-                               'training split (data.train_portion)'))
+  train, val, per_epoch, total_steps = pipeline.bilevel_halves(
+      dataset.train, config.data.train_portion, config.batch_size,
+      config.epochs, config.max_steps)
   if workdir is not None:
     loop.prepare_workdir(workdir)
-  total_steps = config.epochs * per_epoch
-  if config.max_steps:
-    total_steps = min(total_steps, config.max_steps)
   space, model, tx, arch_tx, prep, schedule = build(config, dataset, per_epoch)
 
   state = init_state(model, space, tx, arch_tx, dataset.image_shape,
@@ -198,21 +190,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                                  opened.checkpointer, opened.history)
 
   is_weights = config.search.arch_mode == 'weights_only'
-  if is_weights:
-    fn = functools.partial(step_lib.weight_step, model=model, preprocess=prep)
-    step_fn = parallel.jit_step(fn, mesh)
-  elif config.search.staged and config.search.arch_mode != 'first_order':
-    step_fn = step_lib.staged_search_step(
-        parallel.stage_jitter(mesh), model=model, preprocess=prep,
-        arch_mode=config.search.arch_mode, learning_rate=schedule,
-        fd_radius=config.search.fd_radius)
-  else:
-    fn = functools.partial(step_lib.search_step, model=model, preprocess=prep,
-                           arch_mode=config.search.arch_mode,
-                           learning_rate=schedule,
-                           fd_radius=config.search.fd_radius,
-                           second_order_impl=config.search.second_order_impl)
-    step_fn = parallel.jit_step(fn, mesh, num_batches=2)
+  step_fn = step_lib.compiled_step(
+      step_lib.family_of(model, prep), mesh,
+      arch_mode=config.search.arch_mode, learning_rate=schedule,
+      staged=config.search.staged, fd_radius=config.search.fd_radius,
+      second_order_impl=config.search.second_order_impl)
 
   pidx, pcount = parallel.process_info()
   batch_args = dict(process_index=pidx, process_count=pcount,
@@ -258,13 +240,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     if callback is not None:
       callback(list(records))
 
-  def one_step(st, i):
-    _, tb = next(train_it)
-    tb = parallel.shard_batch(tb, mesh)
-    if is_weights:
-      return step_fn(st, tb)
-    _, vb = next(val_it)
-    return step_fn(st, tb, parallel.shard_batch(vb, mesh))
+  one_step = step_lib.feed(step_fn, mesh, train_it, val_it, is_weights)
 
   what = (f'the {config.search.arch_mode} search step (C={config.model.channels}'
           f', {config.model.layers} cells, batch {config.batch_size} on '

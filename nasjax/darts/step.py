@@ -574,3 +574,42 @@ def eval_step(state: SearchState, batch: types.Batch, *, model,
   return {'loss_sum': losses.sum(),
           'correct': jnp.sum(jnp.argmax(logits, -1) == y),
           'count': jnp.asarray(y.shape[0])}
+
+
+def compiled_step(family: Family, mesh, *, arch_mode: str,
+                  learning_rate: Callable, staged: bool,
+                  fd_radius: float = 0.01, second_order_impl: str = 'hvp'):
+  """The step a search loop calls, sharded over `mesh`: the weight step
+  ('weights_only'), the staged step (`staged` and an arch mode other than
+  first order; it has `precompile`), or the one-program search step."""
+  from nasjax import parallel  # pylint: disable=g-import-not-at-top
+  if arch_mode == 'weights_only':
+    return parallel.jit_step(functools.partial(weight_step, model=family),
+                             mesh)
+  if staged and arch_mode != 'first_order':
+    return staged_search_step(parallel.stage_jitter(mesh), model=family,
+                              arch_mode=arch_mode,
+                              learning_rate=learning_rate,
+                              fd_radius=fd_radius)
+  return parallel.jit_step(
+      functools.partial(search_step, model=family, arch_mode=arch_mode,
+                        learning_rate=learning_rate, fd_radius=fd_radius,
+                        second_order_impl=second_order_impl),
+      mesh, num_batches=2)
+
+
+def feed(step_fn, mesh, train_it, val_it, weights_only: bool):
+  """`(state, i) -> step_fn(state, next batches)` for `loop.run`: a
+  training batch, and a validation batch unless `weights_only`."""
+  from nasjax import parallel  # pylint: disable=g-import-not-at-top
+
+  def one_step(state, i):
+    del i
+    _, tb = next(train_it)
+    tb = parallel.shard_batch(tb, mesh)
+    if weights_only:
+      return step_fn(state, tb)
+    _, vb = next(val_it)
+    return step_fn(state, tb, parallel.shard_batch(vb, mesh))
+
+  return one_step

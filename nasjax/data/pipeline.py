@@ -80,6 +80,24 @@ def search_split(split: Split, portion: float) -> tuple[Split, Split]:
           Split(split.images[n:], split.labels[n:]))
 
 
+def bilevel_halves(train: Split, portion: float, global_batch: int,
+                   epochs: int, max_steps: int = 0
+                   ) -> tuple[Split, Split, int, int]:
+  """(weights' half, alpha's half, steps per epoch, total steps) of a
+  bilevel search: `search_split`, an epoch as many steps as the smaller
+  half gives full batches, `max_steps` (if set) capping the total."""
+  weights, alpha = search_split(train, portion)
+  per_epoch = min(
+      steps_per_epoch(weights, global_batch, "the weights' part of the "
+                      'training split (data.train_portion)'),
+      steps_per_epoch(alpha, global_batch, "alpha's part of the training "
+                      'split (data.train_portion)'))
+  total = epochs * per_epoch
+  if max_steps:
+    total = min(total, max_steps)
+  return weights, alpha, per_epoch, total
+
+
 def steps_per_epoch(split: Split, global_batch: int,
                     what: str = 'the split') -> int:
   """Full batches per epoch (the remainder of each epoch is dropped);

@@ -303,6 +303,35 @@ def _toy_batch(key, n=64):
   return {'x0': x0, 'x1': x1, 'y': _toy_cell(planted, x0, x1)}
 
 
+def _preset_optimisers(c, steps: int, epochs: int):
+  """(schedule, tx, arch_tx) of a search preset `c` for `steps` steps."""
+  o, a = c.optimizer, c.arch_optimizer
+  schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
+                                    epochs=epochs,
+                                    steps_per_epoch=steps // epochs)
+  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
+                              weight_decay=o.weight_decay, clip=o.grad_clip,
+                              nesterov=o.get('nesterov', False))
+  arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
+                                 weight_decay=a.weight_decay)
+  return schedule, tx, arch_tx
+
+
+def _run_bilevel(step, state, batch_fn, key, steps):
+  """`steps` jitted bilevel steps on fresh batches; (state, val losses)."""
+
+  @jax.jit
+  def run(state):
+    def one(st, k):
+      kt, kv = jax.random.split(k)
+      st, m = step(st, batch_fn(kt), batch_fn(kv))
+      return st, m['val_loss']
+    return jax.lax.scan(one, state, jax.random.split(
+        jax.random.fold_in(key, 2), steps))
+
+  return run(state)
+
+
 @pytest.mark.parametrize('arch_mode', ['first_order', 'second_order',
                                        'finite_difference'])
 @pytest.mark.parametrize('seed', [0, 1])
@@ -315,15 +344,8 @@ def test_darts_step_derives_the_planted_cell(arch_mode, seed):
   planted one with probability 1/243 (node 0: 3 x 3 ops; node 1: 3 pairs of
   inputs x 9 ops)."""
   c = configs.search('cifar10')
-  o, a = c.optimizer, c.arch_optimizer
   steps = 500
-  schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
-                                    epochs=c.epochs,
-                                    steps_per_epoch=steps // c.epochs)
-  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
-                              weight_decay=o.weight_decay, clip=o.grad_clip)
-  arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
-                                 weight_decay=a.weight_decay)
+  schedule, tx, arch_tx = _preset_optimisers(c, steps, c.epochs)
   key = jax.random.key(seed)
   alpha = dict(zip(('normal', 'reduce'), (
       1e-3 * jax.random.normal(k, (5, 4))
@@ -333,17 +355,7 @@ def test_darts_step_derives_the_planted_cell(arch_mode, seed):
                              arch_tx=arch_tx, rng=key)
   step = functools.partial(darts_step.search_step, model=_ToyFamily(),
                            arch_mode=arch_mode, learning_rate=schedule)
-
-  @jax.jit
-  def run(state):
-    def one(st, k):
-      kt, kv = jax.random.split(k)
-      st, m = step(st, _toy_batch(kt), _toy_batch(kv))
-      return st, m['val_loss']
-    return jax.lax.scan(one, state, jax.random.split(
-        jax.random.fold_in(key, 2), steps))
-
-  state, val_loss = run(state)
+  state, val_loss = _run_bilevel(step, state, _toy_batch, key, steps)
   g = genotype_lib.from_alpha(jax.device_get(state.alpha), DARTS_SPACE)
   planted = [('max_pool_3x3', 0), ('skip_connect', 1),    # node 0
              ('dil_conv_3x3', 0), ('skip_connect', 1)]    # node 1
@@ -453,16 +465,8 @@ def test_one_shot_strategies_derive_the_planted_nb201_cell(variant, seed):
   exact second order, 500 steps of 32 examples, then the real derivation
   (`nb201.SPACE.from_alpha`): the planted cell, 6 of 6 edges."""
   c = configs.one_shot(variant)
-  o, a = c.optimizer, c.arch_optimizer
   steps, epochs = 500, 10
-  schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
-                                    epochs=epochs,
-                                    steps_per_epoch=steps // epochs)
-  tx = optim.weight_optimizer(schedule, momentum=o.momentum,
-                              weight_decay=o.weight_decay, clip=o.grad_clip,
-                              nesterov=o.nesterov)
-  arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
-                                 weight_decay=a.weight_decay)
+  schedule, tx, arch_tx = _preset_optimisers(c, steps, epochs)
   family = _NbToyFamily(_NbToy(), lambda x, k, t: x, one_shot.strategy_of(c),
                         steps // epochs, epochs)
   key = jax.random.key(seed)
@@ -474,17 +478,7 @@ def test_one_shot_strategies_derive_the_planted_nb201_cell(variant, seed):
   step = functools.partial(darts_step.search_step, model=family,
                            arch_mode=c.strategy.arch_mode,
                            learning_rate=schedule)
-
-  @jax.jit
-  def run(state):
-    def one(st, k):
-      kt, kv = jax.random.split(k)
-      st, m = step(st, _nb_batch(kt), _nb_batch(kv))
-      return st, m['val_loss']
-    return jax.lax.scan(one, state, jax.random.split(
-        jax.random.fold_in(key, 2), steps))
-
-  state, val_loss = run(state)
+  state, val_loss = _run_bilevel(step, state, _nb_batch, key, steps)
   cell = nb201.SPACE.from_alpha(jax.device_get(state.alpha))
   assert cell == NB201_PLANTED, cell
   assert float(val_loss[-20:].mean()) < 0.7 * float(val_loss[:20].mean())

@@ -375,11 +375,11 @@ def _np_micro_network(arc, f, num_layers, x, p, s):
 
 
 def _randomised(name, leaf, rng):
-  """Random BN statistics and affine parameters; weights as initialised
-  (float64)."""
+  """Random BN statistics, affine parameters and biases; weights as
+  initialised (float64)."""
   if name == 'var':
     return rng.uniform(0.5, 2.0, leaf.shape)
-  if name in ('mean', 'offset'):
+  if name in ('mean', 'offset', 'bias'):
     return rng.normal(scale=0.3, size=leaf.shape)
   if name == 'scale':
     return rng.uniform(0.5, 1.5, leaf.shape)

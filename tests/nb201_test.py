@@ -314,16 +314,6 @@ def _np_network(cell, x, p, s):
   return x @ p['classifier']['kernel'] + p['classifier']['bias']
 
 
-def _randomised(name, leaf, rng):
-  if name == 'var':
-    return rng.uniform(0.5, 2.0, leaf.shape)
-  if name in ('mean', 'bias'):
-    return rng.normal(scale=0.3, size=leaf.shape)
-  if name == 'scale':
-    return rng.uniform(0.5, 1.5, leaf.shape)
-  return np.asarray(leaf, np.float64)
-
-
 @pytest.mark.parametrize('cell', [CELL, (2, 4, 1, 3, 3, 4)])
 def test_the_network_equals_an_independent_numpy_forward_pass(cell):
   """Every op (3x3 and 1x1 ReLU-conv-BN, the average pool that does not
@@ -336,7 +326,8 @@ def test_the_network_equals_an_independent_numpy_forward_pass(cell):
   x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
   v = jax.device_get(net.init(jax.random.key(0), x, train=False))
   v = jax.tree_util.tree_map_with_path(
-      lambda path, leaf: _randomised(str(path[-1].key), leaf, rng), v)
+      lambda path, leaf: enas_final_test._randomised(str(path[-1].key), leaf,
+                                                   rng), v)
   got = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v), x,
                   train=False)
   want = _np_network(cell, x.astype(np.float64), v['params'],

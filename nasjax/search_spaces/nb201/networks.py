@@ -177,6 +177,19 @@ def _head(module, x, num_classes, train):
                   name='classifier')(feats)
 
 
+def _macro(module, x, cell, train):
+  """Stem, the three stages of `module.cells_per_stage` cells joined by
+  basic blocks, head; `cell(channels, name, x)` applies one cell."""
+  x = _stem(module, x, module.channels, train)
+  for i, (c, reduction) in enumerate(_stages(module.channels,
+                                             module.cells_per_stage)):
+    if reduction:
+      x = BasicBlock(c, name=f'layer{i}')(x, train)
+    else:
+      x = cell(c, f'layer{i}', x)
+  return _head(module, x, module.num_classes, train)
+
+
 class Supernet(nn.Module):
   """The NB201 weight-sharing network (AutoDL's `TinyNetworkDarts`/`GDAS`).
 
@@ -198,20 +211,14 @@ class Supernet(nn.Module):
       raise ValueError(f'unselected_weights must be one of '
                        f'{UNSELECTED_WEIGHTS}, got '
                        f'{self.unselected_weights!r}.')
-    x = _stem(self, x, self.channels, train)
-    for i, (c, reduction) in enumerate(_stages(self.channels,
-                                               self.cells_per_stage)):
-      if reduction:
-        x = BasicBlock(c, name=f'layer{i}')(x, train)
-      else:
-        x = SearchCell(c, self.unselected_weights, name=f'layer{i}')(
-            x, mixing, train)
-    return _head(self, x, self.num_classes, train)
+    return _macro(self, x, lambda c, name, h: SearchCell(
+        c, self.unselected_weights, name=name)(h, mixing, train), train)
 
 
 class Network(nn.Module):
-  """The discrete network of one cell (AutoDL's `TinyNetwork`), trained
-  from scratch with the benchmark's recipe.
+  """The discrete network of one cell (AutoDL's `TinyNetwork`), the network
+  the benchmark trained for every cell (its training recipe is not built
+  yet).
 
   Attributes:
     cell: 6 op indices (`encoding`).
@@ -224,11 +231,5 @@ class Network(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = _stem(self, x, self.channels, train)
-    for i, (c, reduction) in enumerate(_stages(self.channels,
-                                               self.cells_per_stage)):
-      if reduction:
-        x = BasicBlock(c, name=f'layer{i}')(x, train)
-      else:
-        x = Cell(tuple(self.cell), c, name=f'layer{i}')(x, train)
-    return _head(self, x, self.num_classes, train)
+    return _macro(self, x, lambda c, name, h: Cell(
+        tuple(self.cell), c, name=name)(h, train), train)

@@ -78,6 +78,7 @@ PAIRS = {
     ('nb201', 'darts'): 'DARTS, first order', ('nb201', 'darts2'):
         'DARTS, exact second order', ('nb201', 'gdas'): 'GDAS',
     ('nb201', 'rsps'): 'random-sampling one-shot (RSPS)',
+    ('nb201', 'enas'): "ENAS's controller + REINFORCE",
 }
 
 
@@ -98,7 +99,7 @@ def search(dataset, config: Config = None, *, space: str | None = None,
       otherwise).
     space, strategy: a pair of `PAIRS`: ('darts_cell', 'darts'),
       ('enas_micro', 'enas'), ('nb201', 'darts' | 'darts2' | 'gdas' |
-      'rsps').
+      'rsps' | 'enas').
     workdir: checkpoints, TensorBoard, history, results; re-running with it
       resumes. None: nothing is written.
     callback: `callback(history)` after every epoch (e.g. a live plot).

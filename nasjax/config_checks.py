@@ -185,15 +185,26 @@ def check_one_shot_config(config, devices: int | None = None,
           f.get('optimizer.learning_rate'), 'optimizer.learning_rate_min',
           'must not exceed optimizer.learning_rate.')
   f.one_of('space', one_shot_search.SPACES)
-  f.one_of('strategy.name', ('darts', 'gdas', 'random_sampling'))
+  f.one_of('strategy.name', ('darts', 'gdas', 'random_sampling', 'enas'))
   name = f.get('strategy.name')
-  modes = (('weights_only',) if name == 'random_sampling' else
+  modes = (('weights_only',) if name in ('random_sampling', 'enas') else
            ('first_order', 'second_order', 'finite_difference'))
   f.check(f.get('strategy.arch_mode') in modes, 'strategy.arch_mode',
           f'{name} takes {modes}, got {f.get("strategy.arch_mode")!r}.')
   f.positive('strategy.tau_min')
   f.check(f.get('strategy.tau_min') <= f.get('strategy.tau_max'),
           'strategy.tau_min', 'must not exceed strategy.tau_max.')
+  f.at_least(1, 'strategy.controller.lstm_size',
+             'strategy.controller.train_steps',
+             'strategy.controller.num_aggregate')
+  f.positive('strategy.controller.learning_rate')
+  f.at_least(0, 'strategy.controller.temperature',
+             'strategy.controller.tanh_constant',
+             'strategy.controller.entropy_weight', integer=False)
+  f.half_open('strategy.controller.b1', 0, 1)
+  f.half_open('strategy.controller.baseline_decay', 0, 1)
+  f.positive('strategy.controller.eps')
+  f.one_of('strategy.controller.adam_form', ('tf1', 'optax'))
   f.open_interval('data.train_portion', 0, 1)
   f.at_least(1, 'model.channels', 'model.cells_per_stage',
              'derive.num_samples', 'derive.batches')

@@ -41,6 +41,12 @@ def one_hot(index, num_ops: int) -> Mixing:
   return Mixing(jax.nn.one_hot(index, num_ops), index)
 
 
+def small_logits(key, shapes: dict[str, tuple[int, int]]) -> dict:
+  """alpha for every cell type: 1e-3 * N(0, 1) logits (DARTS's start)."""
+  return {t: 1e-3 * jax.random.normal(jax.random.fold_in(key, i), s)
+          for i, (t, s) in enumerate(sorted(shapes.items()))}
+
+
 class OneShotSpace(Protocol):
   """What a space gives a one-shot strategy and the one-shot loop."""
   name: str

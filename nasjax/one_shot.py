@@ -6,12 +6,15 @@ with a supernet (`nasjax.mixing.OneShotSpace`; NAS-Bench-201 today).
 step is the bilevel step of `nasjax.darts.step` (alpha on a validation
 batch, then the weights on a training batch; only the weights for random
 sampling), its loss a supernet pass under the strategy's mixing of that
-pass. At the end:
+pass. ENAS's controller (`strategies.Enas`) is trained after every epoch by its
+REINFORCE updates on the validation half. At the end (`derive`):
 
   darts, gdas        the cell of the largest alpha on every edge;
   random_sampling    `derive.num_samples` uniformly random cells scored on
                      the same `derive.batches` validation batches with the
-                     shared weights, the best one.
+                     shared weights, the best one;
+  enas               as many cells sampled from the controller, scored so,
+                     the best one.
 
 Every strategy also scores `derive.num_samples` uniformly random cells and
 the derived one on those batches (BatchNorm on batch statistics), so that a
@@ -53,7 +56,9 @@ from nasjax import mixing as mixing_lib
 from nasjax import parallel
 from nasjax import progress as progress_lib
 from nasjax import strategies as strategies_lib
+from nasjax import train_state
 from nasjax.darts import optim
+from nasjax.enas import reinforce
 from nasjax.darts import step as step_lib
 from nasjax.data import pipeline
 from nasjax.train_state import SearchState
@@ -69,10 +74,22 @@ def space_of(name: str) -> mixing_lib.OneShotSpace:
   raise ValueError(f'Unknown one-shot space {name!r}.')
 
 
-def strategy_of(config: ml_collections.ConfigDict):
+def strategy_of(config: ml_collections.ConfigDict, space=None):
+  """The strategy of a config (ENAS's controller sized for `space`, by
+  default the config's)."""
   s = config.strategy
   if s.name == 'gdas':
     return strategies_lib.Gdas(s.tau_max, s.tau_min)
+  if s.name == 'enas':
+    c = s.controller
+    space = space or space_of(config.space)
+    return strategies_lib.Enas(
+        strategies_lib.OpSequence.of(space.alpha_shapes()),
+        lstm_size=c.lstm_size, temperature=c.temperature,
+        tanh_constant=c.tanh_constant, learning_rate=c.learning_rate,
+        b1=c.b1, eps=c.eps, adam_form=c.adam_form,
+        entropy_weight=c.entropy_weight, baseline_decay=c.baseline_decay,
+        train_steps=c.train_steps, num_aggregate=c.num_aggregate)
   return strategies_lib.STRATEGIES[s.name]()
 
 
@@ -109,6 +126,15 @@ class OneShotFamily:
     return {'accuracy': jnp.mean(jnp.argmax(aux['logits'], -1) ==
                                  inputs['label'])}
 
+  def reward(self, params, batch_stats, mixing, batch):
+    """A cell's accuracy on one validation batch (not augmented), BatchNorm
+    on the batch's statistics: ENAS's reward."""
+    logits, _ = self.model.apply(
+        {'params': params, 'batch_stats': batch_stats},
+        self.preprocess(batch['image'], None, False), mixing, train=True,
+        mutable=['batch_stats'])
+    return jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+
   def update_scale(self, inputs):
     del inputs
     return 1.0
@@ -117,7 +143,7 @@ class OneShotFamily:
 def build(config, dataset, steps_per_epoch):
   """(space, strategy, model, family, tx, arch_tx, schedule, preprocess)."""
   space = space_of(config.space)
-  strategy = strategy_of(config)
+  strategy = strategy_of(config, space)
   model = space.supernet(dataset.num_classes, config.model)
   o, a = config.optimizer, config.arch_optimizer
   schedule = optim.cosine_per_epoch(o.learning_rate, o.learning_rate_min,
@@ -127,8 +153,9 @@ def build(config, dataset, steps_per_epoch):
                               weight_decay=o.weight_decay,
                               clip=o.grad_clip or None,
                               clip_eps=o.grad_clip_eps, nesterov=o.nesterov)
-  arch_tx = optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
-                                 weight_decay=a.weight_decay)
+  arch_tx = (strategy.arch_tx() if hasattr(strategy, 'arch_tx') else
+             optim.arch_optimizer(a.learning_rate, b1=a.b1, b2=a.b2,
+                                  weight_decay=a.weight_decay))
   prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,
                                  crop_padding=config.data.crop_padding,
                                  flip=config.data.flip)
@@ -137,14 +164,14 @@ def build(config, dataset, steps_per_epoch):
   return space, strategy, model, family, tx, arch_tx, schedule, prep
 
 
-def init_state(space, model, tx, arch_tx, image_shape, seed, mesh):
+def init_state(space, strategy, model, tx, arch_tx, image_shape, seed, mesh):
   k_params, k_alpha, k_state = jax.random.split(jax.random.key(seed), 3)
 
   def init():
-    shapes = sorted(space.alpha_shapes().items())
-    alpha = {t: 1e-3 * jax.random.normal(jax.random.fold_in(k_alpha, i), s)
-             for i, (t, s) in enumerate(shapes)}
-    mixing = strategies_lib.Darts().mixing(alpha, None, 0.0)
+    shapes = space.alpha_shapes()
+    alpha = strategy.init_alpha(k_alpha, shapes)
+    mixing = {t: mixing_lib.Mixing(jnp.full(s, 1.0 / s[1]))
+              for t, s in shapes.items()}
     x = jnp.zeros((2,) + tuple(image_shape))
     variables = model.init(k_params, x, mixing, train=False)
     return SearchState.create(params=variables['params'],
@@ -170,6 +197,101 @@ def make_scorer(model, space):
     return jnp.mean(jnp.argmax(logits, -1) == labels)
 
   return score
+
+
+def make_controller_update(family, strategy, mesh):
+  """`(state, batches, key) -> (state, metrics)`: one REINFORCE update of
+  the strategy's controller (`strategies.Enas.update`), sampled cell i
+  scored (`family.reward`) on batch i of `batches` ([N, B, ...], sharded
+  along B); a non-finite update keeps the old state."""
+  num_ops = strategy.seq.num_ops
+
+  def update(state, batches, key):
+    def reward(cells, k):
+      del k
+
+      def one(args):
+        cell, batch = args
+        mixing = {t: mixing_lib.one_hot(i, num_ops) for t, i in cell.items()}
+        return family.reward(state.params, state.batch_stats, mixing, batch)
+
+      return jax.lax.map(one, (cells, batches))
+
+    alpha, opt_state, metrics = strategy.update(
+        state.alpha, state.arch_opt_state, key, reward)
+    return train_state.keep_if_finite(
+        state, state.replace(alpha=alpha, arch_opt_state=opt_state), metrics)
+
+  rep = parallel.replicated(mesh)
+  return jax.jit(update, in_shardings=(rep, parallel.batch_sharding(mesh, 1),
+                                       rep),
+                 out_shardings=(rep, rep), donate_argnums=(0,))
+
+
+def cell_frequencies(strategy, num_ops: int, n: int = 100):
+  """`(alpha, key) -> {cell type: [E, K]}`: how often `n` cells sampled
+  from the controller pick each op on each edge (its alpha in history)."""
+  def freq(alpha, key):
+    return {t: jax.nn.one_hot(c, num_ops).mean(0)
+            for t, c in strategy.sample(alpha, key, n).items()}
+  return jax.jit(freq)
+
+
+def _cell(space, index: dict):
+  """The architecture of op indices {cell type: [E]}."""
+  shapes = space.alpha_shapes()
+  return space.from_alpha({t: np.eye(shapes[t][1])[np.asarray(i)]
+                           for t, i in index.items()})
+
+
+def learnt_cell(space, strategy, alpha):
+  """What a strategy has learnt so far: the largest alpha on every edge
+  (DARTS, GDAS), the controller's most likely cell (ENAS); None for random
+  sampling."""
+  if strategy.samples_cells:
+    return _cell(space, parallel.to_host(strategy.most_likely(alpha)))
+  if strategy.learns_alpha:
+    return space.from_alpha(parallel.to_host(alpha))
+  return None
+
+
+@dataclasses.dataclass
+class Derivation:
+  """The derived cell and the scores it was chosen by (higher is better)."""
+  cell: Any
+  score: float
+  random_scores: np.ndarray
+  sampled_scores: np.ndarray | None = None
+
+
+def derive(space, strategy, alpha, score: Callable[[list], np.ndarray],
+           num_samples: int, seed: int) -> Derivation:
+  """The end of a one-shot search.
+
+  `score(cells)` scores architectures (their supernet accuracy on fixed
+  validation batches). `num_samples` uniformly random cells (numpy seed
+  `seed`) are always scored, for comparison; the derived cell is the
+  largest alpha's (DARTS, GDAS), the best of as many cells sampled from the
+  controller (ENAS, key `seed + 4`) or the best of the random cells (random
+  sampling).
+  """
+  rng = np.random.default_rng(seed)
+  randoms = [space.random_arch(rng) for _ in range(num_samples)]
+  random_scores = np.asarray(score(randoms))
+  if strategy.samples_cells:
+    sampled = parallel.to_host(strategy.sample(
+        alpha, jax.random.key(seed + 4), num_samples))
+    cells = [_cell(space, {t: c[j] for t, c in sampled.items()})
+             for j in range(num_samples)]
+    scores = np.asarray(score(cells))
+    best = int(np.argmax(scores))
+    return Derivation(cells[best], float(scores[best]), random_scores, scores)
+  if strategy.learns_alpha:
+    cell = learnt_cell(space, strategy, alpha)
+    return Derivation(cell, float(np.asarray(score([cell]))[0]),
+                      random_scores)
+  best = int(np.argmax(random_scores))
+  return Derivation(randoms[best], float(random_scores[best]), random_scores)
 
 
 def score_cells(state, score, space, cells, batches) -> np.ndarray:
@@ -272,8 +394,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     loop.prepare_workdir(workdir)
   space, strategy, model, family, tx, arch_tx, schedule, prep = build(
       config, dataset, per_epoch)
-  state = init_state(space, model, tx, arch_tx, dataset.image_shape,
-                     config.seed, mesh)
+  state = init_state(space, strategy, model, tx, arch_tx,
+                     dataset.image_shape, config.seed, mesh)
   opened = loop.open_run(workdir, state, mesh, keep=config.keep_checkpoints,
                          expect={'config': config.to_dict()}, report=report,
                          what='search', total_steps=total_steps)
@@ -297,8 +419,21 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     from tensorboardX import SummaryWriter
     writer = SummaryWriter(os.path.join(workdir, 'tb'))
 
+  controller = strategy.samples_cells
+  if controller:
+    update_fn = make_controller_update(family, strategy, mesh)
+    frequencies = cell_frequencies(strategy, strategy.seq.num_ops)
+    ctrl_key = jax.random.key(config.seed + 3)
+    n_upd, n_agg = strategy.train_steps, strategy.num_aggregate
+    # The controller's batches: the validation half in its own order, one
+    # per sampled cell; a resumed run skips the phases already run.
+    ctrl_it = pipeline.batches(
+        val, config.batch_size, seed=config.seed + 2, process_index=pidx,
+        process_count=pcount, start_step=(start // per_epoch) * n_upd * n_agg)
+  phase = {}
+
   def derived(st):
-    return space.from_alpha(parallel.to_host(st.alpha))
+    return learnt_cell(space, strategy, st.alpha)
 
   def meta_for(st):
     step = int(jax.device_get(st.step))
@@ -308,11 +443,18 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
 
   def end_of_epoch(st, epoch, means):
     alpha = parallel.to_host(st.alpha)
-    arcs = ([{'arc': space.to_string(derived(st))}] if strategy.learns_alpha
-            else None)
+    arcs = ([{'arc': space.to_string(derived(st))}]
+            if strategy.learns_alpha or controller else None)
+    if controller:
+      means = dict(means, **reinforce.phase_means(phase.pop('updates', []),
+                                              epoch, n_upd, writer))
+      weights = parallel.to_host(frequencies(st.alpha, jax.random.fold_in(
+          jax.random.key(config.seed + 5), epoch)))
+    else:
+      weights = history_lib.softmax(alpha)
     record = history_lib.EpochRecord(
         epoch=epoch, step=int(jax.device_get(st.step)), train=dict(means),
-        alpha=history_lib.softmax(alpha), arcs=arcs)
+        alpha=weights, arcs=arcs)
     history_lib.add(records, record)
     report.message(
         f'epoch {epoch}: ' + ' '.join(f'{k}={v:.4f}' for k, v in
@@ -332,8 +474,24 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     if callback is not None:
       callback(list(records))
 
-  one_step = step_lib.feed(step_fn, mesh, train_it, val_it,
-                           mode == 'weights_only')
+  weight_step = step_lib.feed(step_fn, mesh, train_it, val_it,
+                              mode == 'weights_only')
+
+  def one_step(st, i):
+    st, metrics = weight_step(st, i)
+    if not controller or (i + 1) % per_epoch:
+      return st, metrics
+    # The controller's phase ends the epoch: n_upd updates of n_agg cells.
+    epoch, updates = i // per_epoch, []
+    for u in range(n_upd):
+      bs = [next(ctrl_it)[1] for _ in range(n_agg)]
+      stack = {k: np.stack([b[k] for b in bs]) for k in bs[0]}
+      st, m = update_fn(st, parallel.shard_batch(stack, mesh, axis=1),
+                        jax.random.fold_in(ctrl_key, epoch * n_upd + u))
+      updates.append(m)
+    phase['updates'] = updates
+    finite = jnp.all(jnp.stack([m['finite'] for m in updates]))
+    return st, {**metrics, 'finite': metrics['finite'] & finite}
 
   what = (f'the {config.space} {config.strategy.name} step ({mode}, C='
           f'{config.model.channels}, batch {config.batch_size} on '
@@ -369,22 +527,17 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     return OneShotResult('completed', space.from_string(p['cell']),
                          p['cell'], records, state, p, workdir)
 
-  # Derivation: sample and score on fixed validation batches.
-  score = make_scorer(model, space)
+  # Derivation: cells scored on fixed validation batches.
+  scorer = make_scorer(model, space)
   batches = _derive_batches(val, config, prep, mesh)
-  rng = np.random.default_rng(config.seed)
   n = config.derive.num_samples
-  randoms = [space.random_arch(rng) for _ in range(n)]
-  report.message(f'Deriving: scoring {n} uniformly random cells on '
-                 f'{len(batches)} validation batches with the shared '
-                 'weights.')
-  random_acc = score_cells(state, score, space, randoms, batches)
-  if strategy.learns_alpha:
-    cell = derived(state)
-    cell_acc = float(score_cells(state, score, space, [cell], batches)[0])
-  else:
-    best = int(np.argmax(random_acc))
-    cell, cell_acc = randoms[best], float(random_acc[best])
+  report.message(f'Deriving: scoring {n} uniformly random cells' +
+                 (f' and {n} sampled from the controller' if controller
+                  else '') + f' on {len(batches)} validation batches with '
+                 'the shared weights.')
+  d = derive(space, strategy, state.alpha, lambda cells: score_cells(
+      state, scorer, space, cells, batches), n, config.seed)
+  cell, cell_acc, random_acc = d.cell, d.score, d.random_scores
   summary = {**result.summary(total_steps, t0, mesh.devices.size),
              'space': config.space, 'strategy': config.strategy.name,
              'arch_mode': mode, 'cell': space.to_string(cell),
@@ -392,6 +545,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
              'random_supernet_accuracy_median': float(np.median(random_acc)),
              'random_supernet_accuracy_best': float(np.max(random_acc)),
              'random_cells_scored': n}
+  if d.sampled_scores is not None:
+    summary['sampled_supernet_accuracy_median'] = float(
+        np.median(d.sampled_scores))
   if config.table:
     summary['lookup'] = table_report(config.table, config.table_dataset,
                                      space, cell, n, config.seed)

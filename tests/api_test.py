@@ -180,7 +180,7 @@ def test_search_runs_a_named_pair_or_says_which_pairs_exist():
   assert r.summary['strategy'] == 'random_sampling'
   with pytest.raises(errors.UserError, match=r"the pairs are .*'nb201', "
                      "'gdas'"):
-    nasjax.search(ds, space='nb201', strategy='enas')
+    nasjax.search(ds, space='nb201', strategy='evolution')
   with pytest.raises(errors.UserError, match='both space= and strategy='):
     nasjax.search(ds, space='nb201')
 

@@ -231,6 +231,54 @@ def test_macro_log_prob_entropy_and_skip_penalty_equal_the_reference(form):
     assert int(s.skips[k]) == int(arc['skips'].sum())
 
 
+def reference_op_sequence(params, arc, cfg):
+  """AutoDL-Projects' NB201 controller (`search_model_enas_utils.Controller`,
+  one LSTM layer) in NumPy: (sum log p, sum of full entropies)."""
+  p = _np(params)
+  w, hs = p['lstm']['kernel'], cfg.lstm_size
+  c, h, x = np.zeros(hs), np.zeros(hs), p['g_emb']
+  total_lp, total_ent = 0.0, 0.0
+  for op in arc:
+    c, h = _lstm(x, c, h, w)
+    z = cfg.tanh_constant * np.tanh(h @ p['w_soft'] / cfg.temperature)
+    lp = _logsoftmax(z)
+    total_lp += lp[op]
+    total_ent -= np.sum(np.exp(lp) * lp)
+    x = p['w_emb'][op]
+  return total_lp, total_ent
+
+
+def test_op_sequence_log_prob_and_entropy_equal_autodls_controller():
+  """The controller over a one-shot space's edges (NB201: 6 x 5, AutoDL's
+  temperature 5 and tanh 2.5): log p and entropy of sampled arcs against
+  the NumPy transcription; the arc splits by cell type in sorted order."""
+  seq = C.OpSequence.of({'reduce': (2, 5), 'normal': (6, 5)})
+  assert seq.edges == (('normal', 6), ('reduce', 2)) and seq.num_edges == 8
+  cfg = C.ControllerConfig(lstm_size=16, temperature=5.0, tanh_constant=2.5)
+  params = _params(seq, cfg)
+  assert 'b_soft' not in params
+  sample = jax.jit(jax.vmap(functools.partial(C.sample, space=seq,
+                                              config=cfg), (None, 0)))
+  s = sample(params, jax.random.split(jax.random.key(3), 4))
+  scored = jax.vmap(functools.partial(C.log_prob, space=seq, config=cfg),
+                    (None, 0))(params, s.arc)
+  for k in range(4):
+    arc = np.asarray(s.arc[k])
+    lp, ent = reference_op_sequence(params, arc, cfg)
+    np.testing.assert_allclose(scored.log_prob[k], lp, rtol=1e-5)
+    np.testing.assert_allclose(s.log_prob[k], lp, rtol=1e-5)
+    np.testing.assert_allclose(s.entropy[k], ent, rtol=1e-5)
+    split = seq.split(arc)
+    np.testing.assert_array_equal(split['normal'], arc[:6])
+    np.testing.assert_array_equal(split['reduce'], arc[6:])
+  greedy = C.most_likely(params, space=seq, config=cfg).arc
+  np.testing.assert_allclose(
+      C.log_prob(params, greedy, space=seq, config=cfg).log_prob,
+      reference_op_sequence(params, np.asarray(greedy), cfg)[0], rtol=1e-5)
+  with pytest.raises(ValueError, match='same number of ops'):
+    C.OpSequence.of({'a': (2, 5), 'b': (2, 4)})
+
+
 def test_sampled_frequencies_match_the_probabilities():
   """20,000 seeded micro samples: the first decision (node 0's first input,
   2 options) and node 0's first op given its two inputs (5 options), each

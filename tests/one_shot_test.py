@@ -1,9 +1,11 @@
 """The one-shot search loop and binary: every strategy on NAS-Bench-201,
 its derivation, the table lookup, and the files a run leaves."""
 
+import dataclasses
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from nasjax import configs
 from nasjax import data
 from nasjax import errors
 from nasjax import one_shot
+from nasjax.data import pipeline
 from nasjax.search_spaces.nb201 import encoding
 from nasjax.search_spaces.nb201 import table as table_lib
 from tests import helpers
@@ -24,7 +27,8 @@ def table_path(tmp_path_factory):
                                  nb201_test._synthetic_rows())
 
 
-@pytest.mark.parametrize('strategy', ['darts', 'gdas', 'rsps', 'darts2'])
+@pytest.mark.parametrize('strategy', ['darts', 'gdas', 'rsps', 'darts2',
+                                      'enas'])
 def test_each_strategy_searches_derives_and_looks_the_cell_up(
     strategy, table_path, tmp_path):
   c = configs.one_shot(f'nb201_{strategy}_tiny')
@@ -38,6 +42,8 @@ def test_each_strategy_searches_derives_and_looks_the_cell_up(
   assert s['strategy'] == c.strategy.name and s['step'] == 2
   if strategy == 'rsps':  # The best of the scored random cells.
     assert s['supernet_accuracy'] == s['random_supernet_accuracy_best']
+  elif strategy == 'enas':  # The best of the controller's samples.
+    assert s['supernet_accuracy'] >= s['sampled_supernet_accuracy_median']
   else:  # The largest alpha on every edge.
     alpha = result.state.alpha['cell']
     assert cell == tuple(int(k) for k in np.argmax(np.asarray(alpha), -1))
@@ -60,6 +66,46 @@ def test_each_strategy_searches_derives_and_looks_the_cell_up(
   assert again.cell == cell
 
 
+def _small_digits(n=64):
+  ds = data.load('digits')
+  return dataclasses.replace(ds, train=pipeline.Split(
+      ds.train.images[:n], ds.train.labels[:n]))
+
+
+def test_enas_controller_phases_resume_exactly(tmp_path):
+  """ENAS on NB201 with 4 steps per epoch and a controller phase (2
+  updates of 2 cells) after each: stopped at step 6 (after one phase,
+  mid-epoch) and resumed, it ends with the state, history and cell of a run
+  that went straight; the controller learnt (its weights moved).
+  Catches: the controller's batches restarting on resumption, the phase
+  run at the wrong step."""
+  ds = _small_digits()
+
+  def config(max_steps):
+    c = configs.one_shot('nb201_enas_tiny')
+    c.epochs, c.max_steps = 3, max_steps
+    return c
+
+  a = one_shot.search(config(0), str(tmp_path / 'a'), ds, progress='none')
+  one_shot.search(config(6), str(tmp_path / 'b'), ds, progress='none')
+  b = one_shot.search(config(0), str(tmp_path / 'b'), ds, progress='none')
+  assert b.summary['start_step'] == 6 and a.summary['step'] == 12
+  assert [r.to_dict() for r in a.history] == [r.to_dict() for r in b.history]
+  assert a.cell == b.cell
+  leaves = lambda s: jax.tree.leaves(jax.device_get(
+      s.replace(rng=jax.random.key_data(s.rng)).checkpoint_items()))
+  for x, y in zip(leaves(a.state), leaves(b.state)):
+    np.testing.assert_array_equal(x, y)
+  rewards = [r.train['controller/reward'] for r in a.history]
+  assert len(rewards) == 3 and all(0 <= v <= 1 for v in rewards)
+  init = one_shot.strategy_of(config(0)).init_alpha(
+      jax.random.split(jax.random.key(0), 3)[1], {'cell': (6, 5)})
+  moved = jax.tree.map(lambda u, v: float(np.abs(u - v).max()),
+                       jax.device_get(a.state.alpha['controller']),
+                       jax.device_get(init['controller']))
+  assert max(jax.tree.leaves(moved)) > 0
+
+
 def test_bad_one_shot_configs_are_refused_naming_the_field():
   c = configs.one_shot('nb201_gdas_tiny')
   c.strategy.arch_mode = 'weights_only'
@@ -71,7 +117,12 @@ def test_bad_one_shot_configs_are_refused_naming_the_field():
                      'config.strategy.tau_max or config.strategy.tau_min'):
     one_shot.search(c, None, data.load('digits'), progress='none')
   with pytest.raises(errors.ConfigError, match="Unknown config variant"):
-    configs.one_shot('nb201_enas')
+    configs.one_shot('nb201_evolution')
+  c = configs.one_shot('nb201_enas_tiny')
+  c.strategy.controller.num_aggregate = 0
+  with pytest.raises(errors.ConfigError,
+                     match='strategy.controller.num_aggregate'):
+    one_shot.search(c, None, data.load('digits'), progress='none')
 
 
 def test_the_search_binary_runs_a_pair_and_refuses_other_configs(tmp_path):

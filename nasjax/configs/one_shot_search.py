@@ -7,11 +7,11 @@
 ARG is `<space>_<strategy>[_<size>]`:
   space      nb201 (NAS-Bench-201, `nasjax.search_spaces.nb201`)
   strategy   darts (first order), darts2 (exact second order), gdas,
-             rsps (random-sampling one-shot)
+             rsps (random-sampling one-shot), enas (ENAS's controller)
   size       (none)   the NB201 paper's search: C=16, N=5, batch 64, CIFAR-10
                       (--config.data.data_dir: the extracted
-                      cifar-10-batches-py directory); DARTS 50 epochs, GDAS
-                      and RSPS 250 (AutoDL-Projects' NB201 configs)
+                      cifar-10-batches-py directory); DARTS 50 epochs, GDAS,
+                      RSPS and ENAS 250 (AutoDL-Projects' NB201 configs)
              subset   the same network on a CIFAR-10 subset of about 5,000
                       training images at --config.data.data_dir, 20 epochs
                       (benchmarks/nb201_search.py)
@@ -31,7 +31,8 @@ SPACES = ('nb201',)
 STRATEGIES = {'darts': ('darts', 'first_order'),
               'darts2': ('darts', 'second_order'),
               'gdas': ('gdas', 'first_order'),
-              'rsps': ('random_sampling', 'weights_only')}
+              'rsps': ('random_sampling', 'weights_only'),
+              'enas': ('enas', 'weights_only')}
 SIZES = ('', 'subset', 'digits', 'tiny')
 VARIANTS = tuple(f'{sp}_{st}{"_" + sz if sz else ""}' for sp in SPACES
                  for st in STRATEGIES for sz in SIZES)
@@ -65,7 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.unselected_weights = 'reference'
 
   c.strategy = ml_collections.ConfigDict()
-  # 'darts', 'gdas' or 'random_sampling'.
+  # 'darts', 'gdas', 'random_sampling' or 'enas'.
   c.strategy.name, arch_mode = STRATEGIES[strategy]
   # How alpha's gradient is taken: 'first_order', 'second_order' (exact),
   # 'finite_difference'; 'weights_only' for random_sampling (no alpha).
@@ -74,6 +75,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # tau_min.
   c.strategy.tau_max = 10.0
   c.strategy.tau_min = 0.1
+
+  # ENAS: the controller (`nasjax.strategies.enas`; AutoDL's NB201 ENAS:
+  # LSTM 32, temperature 5, tanh constant 2.5, Adam lr 1e-3 betas (0,
+  # 0.999) eps 1e-3, entropy weight 1e-4, baseline decay 0.99, 50 updates
+  # of 20 sampled cells after every epoch).
+  c.strategy.controller = ml_collections.ConfigDict()
+  ctl = c.strategy.controller
+  ctl.lstm_size, ctl.temperature, ctl.tanh_constant = 32, 5.0, 2.5
+  ctl.learning_rate, ctl.b1, ctl.eps = 1e-3, 0.0, 1e-3
+  # 'tf1': TensorFlow 1's Adam (the ENAS reference's); 'optax' (AutoDL's
+  # PyTorch Adam adds eps after the bias correction, as optax does).
+  ctl.adam_form = 'optax'
+  ctl.entropy_weight, ctl.baseline_decay = 1e-4, 0.99
+  ctl.train_steps, ctl.num_aggregate = 50, 20
 
   c.arch_optimizer = ml_collections.ConfigDict()
   # alpha: Adam(lr, betas (b1, b2)) with coupled L2 weight decay
@@ -99,6 +114,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if strategy == 'darts' or strategy == 'darts2':
     c.epochs = 50
+  if strategy == 'enas':
+    # AutoDL's ENAS.config: lr 0.05 cosine to 5e-4, weight decay 2.5e-4,
+    # batch 128.
+    c.optimizer.learning_rate, c.optimizer.learning_rate_min = 0.05, 5e-4
+    c.optimizer.weight_decay, c.batch_size = 2.5e-4, 128
   if size == 'subset':
     c.epochs = 20
     c.log_every_steps, c.checkpoint_every_steps = 10, 100
@@ -108,10 +128,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size, c.epochs = 32, 4
     c.log_every_steps, c.checkpoint_every_steps = 5, 20
     c.derive.num_samples, c.derive.batches = 20, 2
+    ctl.train_steps, ctl.num_aggregate = 10, 10
   elif size == 'tiny':
     common.digits_data(c)
     c.model.channels, c.model.cells_per_stage = 4, 1
     c.batch_size, c.epochs, c.max_steps = 8, 1, 2
     c.log_every_steps, c.checkpoint_every_steps = 1, 1
     c.derive.num_samples, c.derive.batches = 4, 1
+    ctl.train_steps, ctl.num_aggregate = 2, 2
   return c

@@ -15,6 +15,13 @@ map onto ours one to one:
 
 All weights start uniform(-0.1, 0.1), as in the reference.
 
+Over a one-shot space's cell (`OpSequence`: E edges of K ops, NAS-Bench-201's
+6 x 5) the controller is the macro one without skips, as AutoDL-Projects'
+NB201 ENAS (`search_model_enas_utils.Controller`) samples it: per edge, the
+LSTM output through `w_soft` (no bias), temperature and tanh constant, the
+chosen op's embedding as the next input (AutoDL stacks 2 LSTM layers of 32
+units; this is the reference's one layer). The arc is int [E] per cell type.
+
 The recurrent (PTB) controller is the corrected reference's
 (`google-research/google-research`, `enas_lm/src/controller.py`): the same
 LSTM, embeddings and attention, no `w_soft` (the activation logits are
@@ -31,7 +38,8 @@ Both return `Sample(arc, log_prob, entropy, skip_penalty, skips)`:
 
 * `log_prob`: the log-probability of the arc (the reference's
   `sample_log_prob` is its negative);
-* `entropy`: micro, the full categorical entropy of every decision, summed;
+* `entropy`: micro and `OpSequence` (AutoDL's), the full categorical
+  entropy of every decision, summed;
   macro and recurrent, (-log p) p of each sampled token, summed (the
   reference's two conventions);
 * `skip_penalty` (macro): per layer i > 0, sum over j < i of
@@ -130,6 +138,45 @@ RECURRENT = ControllerConfig(temperature=5.0, tanh_constant=2.25,
 DISTANCE_PRIOR = 6.0
 
 
+@dataclasses.dataclass(frozen=True)
+class OpSequence:
+  """A controller's view of a one-shot space: one op decision per edge,
+  cell types in sorted order, every type with the same number of ops.
+
+  Attributes:
+    edges: ((cell type, number of edges), ...).
+    num_ops: ops per edge.
+  """
+  edges: tuple[tuple[str, int], ...]
+  num_ops: int
+
+  @classmethod
+  def of(cls, alpha_shapes: dict[str, tuple[int, int]]) -> 'OpSequence':
+    """From a `nasjax.mixing.OneShotSpace`'s `alpha_shapes()`."""
+    ops = {k for _, k in alpha_shapes.values()}
+    if len(ops) != 1:
+      raise ValueError('The controller needs the same number of ops on every '
+                       f'cell type, got {alpha_shapes}.')
+    return cls(tuple((t, e) for t, (e, _) in sorted(alpha_shapes.items())),
+               ops.pop())
+
+  @property
+  def ops(self):
+    return range(self.num_ops)
+
+  @property
+  def num_edges(self) -> int:
+    return sum(e for _, e in self.edges)
+
+  def split(self, arc) -> dict:
+    """The arc [..., E total] as {cell type: [..., E]}."""
+    out, start = {}, 0
+    for t, e in self.edges:
+      out[t] = arc[..., start:start + e]
+      start += e
+    return out
+
+
 class Sample(NamedTuple):
   arc: object               # micro: int [2, 4B]; macro: {'ops', 'skips'}
   log_prob: jax.Array
@@ -139,8 +186,8 @@ class Sample(NamedTuple):
 
 
 def init(key, space, config: ControllerConfig = MICRO) -> dict:
-  """The controller's parameters for `space` (a MicroSpace, MacroSpace or
-  RecurrentSpace)."""
+  """The controller's parameters for `space` (a MicroSpace, MacroSpace,
+  RecurrentSpace or OpSequence)."""
   micro = isinstance(space, MicroSpace)
   bias = (10.0, 10.0) + (0.0,) * (len(space.ops) - 2) if micro else None
   return ControllerParams(
@@ -326,7 +373,30 @@ def _recurrent(params, space, config, key, forced, mode) -> Sample:
   return Sample(arc.astype(jnp.int32), logp.sum(), ent.sum(), z, z)
 
 
+def _sequence(params, space, config, key, forced, mode) -> Sample:
+  """One op per edge (AutoDL's NB201 controller, one LSTM layer)."""
+  zero = jnp.zeros((config.lstm_size,))
+
+  def edge(scan_carry, inputs):
+    carry, x = scan_carry
+    key, token = inputs
+    carry = _lstm(params, carry, x)
+    logits = _shape(carry[1] @ params['w_soft'], config.temperature,
+                    config.tanh_constant)
+    op, lp, full, _ = _decide(logits, jnp.ones(space.num_ops, bool), key,
+                              token, mode)
+    return (carry, params['w_emb'][op]), (op, lp, full)
+
+  _, (arc, logp, ent) = jax.lax.scan(
+      edge, ((zero, zero), params['g_emb']),
+      (jax.random.split(key, space.num_edges), forced))
+  z = jnp.zeros(())
+  return Sample(arc.astype(jnp.int32), logp.sum(), ent.sum(), z, z)
+
+
 def _empty(space):
+  if isinstance(space, OpSequence):
+    return jnp.zeros((space.num_edges,), jnp.int32)
   if isinstance(space, (MicroSpace, RecurrentSpace)):
     return jnp.zeros(space.arc_shape, jnp.int32)
   n = space.num_layers
@@ -335,8 +405,8 @@ def _empty(space):
 
 
 def _run(params, space, config, key, forced, mode) -> Sample:
-  fn = {MicroSpace: _micro, MacroSpace: _macro,
-        RecurrentSpace: _recurrent}[type(space)]
+  fn = {MicroSpace: _micro, MacroSpace: _macro, RecurrentSpace: _recurrent,
+        OpSequence: _sequence}[type(space)]
   return fn(params, space, config, key, forced, mode)
 
 
@@ -356,6 +426,7 @@ def most_likely(params, *, space, config: ControllerConfig = MICRO
 def log_prob(params, arc, *, space, config: ControllerConfig = MICRO
              ) -> Sample:
   """Scores a given arc (teacher forcing); `.arc` echoes it."""
-  if not isinstance(space, (MicroSpace, MacroSpace, RecurrentSpace)):
+  if not isinstance(space, (MicroSpace, MacroSpace, RecurrentSpace,
+                            OpSequence)):
     raise TypeError(f'Unknown space {type(space).__name__}.')
   return _run(params, space, config, jax.random.key(0), arc, 'teacher')

@@ -246,7 +246,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     return arcs, [rnn.perplexity(-float(v)) for v in scores]
 
   def end_of_epoch(st, epoch, means):
-    means = dict(means, **enas_search.controller_means(
+    means = dict(means, **reinforce.phase_means(
         phase.pop('updates', []), epoch, c.train_steps, writer))
     if 'train_ce' in means:
       means['train_perplexity'] = rnn.perplexity(means['train_ce'])

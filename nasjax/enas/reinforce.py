@@ -31,7 +31,10 @@ from typing import Callable, NamedTuple
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from nasjax import parallel
 
 
 ADAM_FORMS = ('tf1', 'optax')
@@ -152,3 +155,20 @@ def update(state: ControllerState, arcs, scores, *,
              'skip_penalty': s.skip_penalty.mean(),
              'skips': s.skips.astype(jnp.float32).mean(), 'loss': loss}
   return new, metrics
+
+
+def phase_means(updates: list[dict], epoch: int, train_steps: int,
+                     writer=None) -> dict[str, float]:
+  """The epoch's means of a controller phase's update metrics, as
+  'controller/<name>'; each update's metrics also go to TensorBoard (step:
+  the update's number from 1)."""
+  updates = parallel.to_host(updates)
+  for k, u in enumerate(updates):
+    for name, v in u.items():
+      if name != 'finite' and writer is not None:
+        writer.add_scalar(f'controller/{name}', float(v),
+                          epoch * train_steps + k + 1)
+  if not updates:
+    return {}
+  return {f'controller/{name}': float(np.mean([u[name] for u in updates]))
+          for name in updates[0] if name != 'finite'}

@@ -267,23 +267,6 @@ def controller_phase(state, fns: 'Steps', stacks, mesh):
   return state, updates, jnp.all(jnp.stack([m['finite'] for m in updates]))
 
 
-def controller_means(updates: list[dict], epoch: int, train_steps: int,
-                     writer=None) -> dict[str, float]:
-  """The epoch's means of a controller phase's update metrics, as
-  'controller/<name>'; each update's metrics also go to TensorBoard (step:
-  the update's number from 1)."""
-  updates = parallel.to_host(updates)
-  for k, u in enumerate(updates):
-    for name, v in u.items():
-      if name != 'finite' and writer is not None:
-        writer.add_scalar(f'controller/{name}', float(v),
-                          epoch * train_steps + k + 1)
-  if not updates:
-    return {}
-  return {f'controller/{name}': float(np.mean([u[name] for u in updates]))
-          for name in updates[0] if name != 'finite'}
-
-
 def _unstack(tree, n):
   return [jax.tree.map(lambda x: x[i], tree) for i in range(n)]  # pylint: disable=cell-var-from-loop
 
@@ -421,8 +404,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
             'config': config.to_dict()}
 
   def end_of_epoch(st, epoch, means):
-    means = dict(means, **controller_means(phase.pop('updates', []), epoch,
-                                           c.train_steps, writer))
+    means = dict(means, **reinforce.phase_means(
+        phase.pop('updates', []), epoch, c.train_steps, writer))
     arcs, accs = derive(st, fns, fixed, jax.random.fold_in(key, epoch),
                         config.derive.report_samples)
     best = [{'arc': _arc_string(s.space, a), 'accuracy': float(v)}

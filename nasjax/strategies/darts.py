@@ -13,6 +13,10 @@ from nasjax import mixing as mixing_lib
 @dataclasses.dataclass(frozen=True)
 class Darts:
   learns_alpha = True
+  samples_cells = False
+
+  def init_alpha(self, key, shapes):
+    return mixing_lib.small_logits(key, shapes)
 
   def mixing(self, alpha, key, progress):
     del key, progress

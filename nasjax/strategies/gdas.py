@@ -41,6 +41,10 @@ class Gdas:
   tau_max: float = 10.0
   tau_min: float = 0.1
   learns_alpha = True
+  samples_cells = False
+
+  def init_alpha(self, key, shapes):
+    return mixing_lib.small_logits(key, shapes)
 
   def tau(self, progress):
     return self.tau_max - (self.tau_max - self.tau_min) * progress

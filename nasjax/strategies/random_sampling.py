@@ -14,6 +14,10 @@ from nasjax import mixing as mixing_lib
 @dataclasses.dataclass(frozen=True)
 class RandomSampling:
   learns_alpha = False
+  samples_cells = False
+
+  def init_alpha(self, key, shapes):
+    return mixing_lib.small_logits(key, shapes)
 
   def mixing(self, alpha, key, progress):
     del progress

@@ -79,6 +79,8 @@ PAIRS = {
         'DARTS, exact second order', ('nb201', 'gdas'): 'GDAS',
     ('nb201', 'rsps'): 'random-sampling one-shot (RSPS)',
     ('nb201', 'enas'): "ENAS's controller + REINFORCE",
+    ('darts_cell', 'gdas'): 'GDAS on the DARTS cell (the one-shot loop)',
+    ('darts_cell', 'rsps'): 'random-sampling one-shot on the DARTS cell',
 }
 
 
@@ -97,9 +99,9 @@ def search(dataset, config: Config = None, *, space: str | None = None,
       With `space` and `strategy`: that pair's preset of this size ('',
       'digits', 'subset', 'tiny' for NB201; the DARTS and ENAS preset names
       otherwise).
-    space, strategy: a pair of `PAIRS`: ('darts_cell', 'darts'),
-      ('enas_micro', 'enas'), ('nb201', 'darts' | 'darts2' | 'gdas' |
-      'rsps' | 'enas').
+    space, strategy: a pair of `PAIRS`: ('darts_cell', 'darts' | 'gdas' |
+      'rsps'), ('enas_micro', 'enas'), ('nb201', 'darts' | 'darts2' |
+      'gdas' | 'rsps' | 'enas').
     workdir: checkpoints, TensorBoard, history, results; re-running with it
       resumes. None: nothing is written.
     callback: `callback(history)` after every epoch (e.g. a live plot).
@@ -108,9 +110,10 @@ def search(dataset, config: Config = None, *, space: str | None = None,
 
   Returns:
     The DARTS cell: a `SearchResult` (`.genotype`, `.history`, `.alpha`).
-    ENAS: an `EnasSearchResult` (`.arc`, `.arc_string`). NB201: a
-    `nasjax.one_shot.OneShotResult` (`.cell`, `.cell_string`, `.summary`
-    with the table lookup when `config.table` names one).
+    ENAS: an `EnasSearchResult` (`.arc`, `.arc_string`). NB201 and the
+    DARTS cell by GDAS or RSPS: a `nasjax.one_shot.OneShotResult` (`.cell`,
+    `.cell_string`, `.summary` with the table lookup when `config.table`
+    names one).
   """
   platform.ensure_setup()
   dataset = _dataset(dataset)
@@ -121,7 +124,7 @@ def search(dataset, config: Config = None, *, space: str | None = None,
     raise errors.UserError(
         f'No search of space {space!r} by strategy {strategy!r}; the pairs '
         f'are {sorted(PAIRS)}.')
-  if space == 'darts_cell':
+  if (space, strategy) == ('darts_cell', 'darts'):
     space = None  # The DARTS search, as without a pair.
   if space == 'enas_micro':
     return enas_search_lib.search(_config(config, configs.enas, dataset),

@@ -186,7 +186,17 @@ def check_one_shot_config(config, devices: int | None = None,
           'must not exceed optimizer.learning_rate.')
   f.one_of('space', one_shot_search.SPACES)
   f.one_of('strategy.name', ('darts', 'gdas', 'random_sampling', 'enas'))
-  name = f.get('strategy.name')
+  name, space = f.get('strategy.name'), f.get('space')
+  names = {one_shot_search.STRATEGIES[s][0]
+           for s in one_shot_search.PAIRS[space]}
+  f.check(name in names, 'strategy.name',
+          f'the {space} space is searched by {sorted(names)} here, got '
+          f'{name!r}.')
+  if space != 'nb201':
+    f.check(not f.get('table'), 'table',
+            f'is a NAS-Bench-201 table; the {space} space has none.')
+  if space == 'darts_cell':
+    f.at_least(3, 'model.layers')
   modes = (('weights_only',) if name in ('random_sampling', 'enas') else
            ('first_order', 'second_order', 'finite_difference'))
   f.check(f.get('strategy.arch_mode') in modes, 'strategy.arch_mode',

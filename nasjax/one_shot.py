@@ -67,10 +67,13 @@ from nasjax.train_state import SearchState
 
 def space_of(name: str) -> mixing_lib.OneShotSpace:
   """The space object of a config's `space`."""
+  # pylint: disable=g-import-not-at-top
   if name == 'nb201':
-    # pylint: disable-next=g-import-not-at-top
     from nasjax.search_spaces import nb201
     return nb201.SPACE
+  if name == 'darts_cell':
+    from nasjax.search_spaces import darts_cell_one_shot
+    return darts_cell_one_shot.SPACE
   raise ValueError(f'Unknown one-shot space {name!r}.')
 
 

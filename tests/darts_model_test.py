@@ -100,3 +100,55 @@ def test_remat_gives_the_same_gradients():
       grads.append(jax.grad(loss, argnums=(0, 1))(v['params'], weights))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10,
                                                        atol=1e-12), *grads)
+
+
+def test_a_mixing_is_used_as_given_and_a_genotype_mixes_its_edges():
+  """The DARTS cell's one-shot space: the supernet under
+  `Mixing(softmax(alpha))` is the supernet under alpha; a genotype's mixing
+  has one op on each of its edges and `none` elsewhere, and derives back to
+  the genotype; under it the output does not depend on the weights of
+  edges the genotype does not use."""
+  from nasjax import genotype  # pylint: disable=g-import-not-at-top
+  from nasjax import mixing  # pylint: disable=g-import-not-at-top
+  from nasjax.search_spaces import darts_cell_one_shot  # pylint: disable=g-import-not-at-top
+  space = darts_cell_one_shot.SPACE
+  model = model_lib.SearchNetwork(space.cell, 4, 10, 3)
+  alpha = model_lib.init_alpha(space.cell, jax.random.key(1), 1.0)
+  x = jax.random.normal(jax.random.key(2), (4, 8, 8, 3))
+  variables = model.init(jax.random.key(0), x, alpha, train=False)
+  apply = lambda a, params=variables['params']: model.apply(
+      {**variables, 'params': params}, x, a, train=True,
+      mutable=['batch_stats'])[0]
+  soft = {t: mixing.Mixing(jax.nn.softmax(a, -1)) for t, a in alpha.items()}
+  np.testing.assert_allclose(apply(soft), apply(alpha), rtol=1e-6,
+                             atol=1e-6)
+  with pytest.raises(ValueError, match=r"alpha\['normal'\] has shape"):
+    apply({t: a[:, :4] for t, a in alpha.items()})
+  g = genotype.DARTS_V2
+  index = space.arch_index(g)
+  prims = space.cell.primitives
+  for t, pairs in (('normal', g.normal), ('reduce', g.reduce)):
+    assert np.sum(index[t] > 0) == len(pairs) == 8
+    for k, (op, j) in enumerate(pairs):
+      assert prims[index[t][space.cell.edge_index(k // 2, j)]] == op
+  back = space.from_alpha({t: np.eye(8)[i] for t, i in index.items()})
+  for a, b in ((back.normal, g.normal), (back.reduce, g.reduce)):
+    assert [sorted(a[2 * n:2 * n + 2]) for n in range(4)] == [
+        sorted(b[2 * n:2 * n + 2]) for n in range(4)]
+  assert space.from_string(space.to_string(g)) == g
+  hard = {t: mixing.one_hot(i, 8) for t, i in index.items()}
+  # Perturb the weights of one normal edge of cell 0: an edge the genotype
+  # does not use changes nothing, one it uses changes the output.
+
+  def scaled(edge):
+    return jax.tree_util.tree_map_with_path(
+        lambda p, v: v.at[edge].add(0.3 * jax.random.normal(
+            jax.random.key(edge), v.shape[1:])) if (
+                'cell0' in str(p) and v.ndim and v.shape[0] == 14) else v,
+        variables['params'])
+
+  unused = int(np.flatnonzero(index['normal'] == 0)[0])
+  used = int(np.flatnonzero(index['normal'] == prims.index('sep_conv_3x3'))[0])
+  np.testing.assert_allclose(apply(hard, scaled(unused)), apply(hard),
+                             rtol=1e-6, atol=1e-6)
+  assert not np.allclose(apply(hard, scaled(used)), apply(hard), atol=1e-4)

@@ -43,6 +43,7 @@ from nasjax.enas import reinforce as R
 from nasjax.enas import search as enas_search_lib
 from nasjax.darts import optim
 from nasjax.darts import step as darts_step
+from nasjax.search_spaces import darts_cell_one_shot
 from nasjax.search_spaces import nb201
 from nasjax.search_spaces import DartsCellSpace
 from nasjax.search_spaces import enas as enas_space
@@ -293,13 +294,6 @@ class _ToyFamily:
   def metrics(self, aux, inputs):
     return {}
 
-  def reward(self, params, batch_stats, mixing, batch):
-    """ENAS's reward of a cell: minus its squared error."""
-    del batch_stats
-    out = self.model.apply({'params': params}, batch['image'], mixing,
-                           train=False)
-    return -jnp.mean(jnp.square(out - batch['label']))
-
   def update_scale(self, inputs):
     return 1.0
 
@@ -372,6 +366,59 @@ def test_darts_step_derives_the_planted_cell(arch_mode, seed):
     assert (sorted(g.normal[2 * node:2 * node + 2]) ==
             sorted(planted[2 * node:2 * node + 2])), g.normal
   assert float(val_loss[-20:].mean()) < 0.85 * float(val_loss[:20].mean())
+
+
+@dataclasses.dataclass(frozen=True)
+class _ToyStrategyFamily(_ToyFamily):
+  """`_ToyFamily` under a one-shot strategy's mixing (a fresh key per pass,
+  the epoch fraction for GDAS's temperature)."""
+  strategy: object = None
+  steps_per_epoch: int = 50
+  epochs: int = 10
+
+  def prepare(self, rng, step, salt, batch, carry=None):
+    del carry
+    epoch = jnp.floor_divide(step, self.steps_per_epoch)
+    return {**batch, 'key': jax.random.fold_in(jax.random.fold_in(
+        rng, step), salt), 'progress': epoch / (self.epochs - 1)}
+
+  def loss(self, params, batch_stats, alpha, inputs):
+    w = self.strategy.mixing(alpha, inputs['key'], inputs['progress'])
+    out = _toy_cell(w['normal'].weights, inputs['x0'],
+                    inputs['x1']) * params['scale']
+    return jnp.mean(jnp.square(out - inputs['y'])), (batch_stats, {})
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_gdas_on_the_darts_cell_derives_the_planted_cell(seed):
+  """GDAS through the DARTS cell's one-shot space on the planted problem
+  above: the darts_cell_gdas preset's optimisers and temperature (10 ->
+  0.1 over 10 epochs of 50 steps), the real bilevel step and the space's
+  derivation (`darts_cell_one_shot.SPACE.from_alpha`, the DARTS rule):
+  the planted cell (chance 1/243)."""
+  c = configs.one_shot('darts_cell_gdas')
+  steps, epochs = 500, 10
+  schedule, tx, arch_tx = _preset_optimisers(c, steps, epochs)
+  key = jax.random.key(seed)
+  alpha = dict(zip(('normal', 'reduce'), (
+      1e-3 * jax.random.normal(k, (5, 4))
+      for k in jax.random.split(jax.random.fold_in(key, 1)))))
+  state = SearchState.create(params={'scale': jnp.ones(2 * _WIDTH)},
+                             batch_stats={}, alpha=alpha, tx=tx,
+                             arch_tx=arch_tx, rng=key)
+  family = _ToyStrategyFamily(one_shot.strategy_of(c), steps // epochs,
+                              epochs)
+  step = functools.partial(darts_step.search_step, model=family,
+                           arch_mode=c.strategy.arch_mode,
+                           learning_rate=schedule)
+  state, _ = _run_bilevel(step, state, _toy_batch, key, steps)
+  space = darts_cell_one_shot.DartsCellOneShot(DARTS_SPACE)
+  g = space.from_alpha(jax.device_get(state.alpha))
+  planted = [('max_pool_3x3', 0), ('skip_connect', 1),    # node 0
+             ('dil_conv_3x3', 0), ('skip_connect', 1)]    # node 1
+  for node in range(2):
+    assert (sorted(g.normal[2 * node:2 * node + 2]) ==
+            sorted(planted[2 * node:2 * node + 2])), g.normal
 
 
 # One whole ENAS search loop: `lm_search.search`, child and controller phases

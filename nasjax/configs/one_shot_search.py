@@ -5,7 +5,10 @@
       --workdir=/tmp/gdas
 
 ARG is `<space>_<strategy>[_<size>]`:
-  space      nb201 (NAS-Bench-201, `nasjax.search_spaces.nb201`)
+  space      nb201 (NAS-Bench-201, `nasjax.search_spaces.nb201`; every
+             strategy below), darts_cell (the DARTS CIFAR cell,
+             `nasjax.search_spaces.darts_cell_one_shot`; gdas and rsps, with
+             the DARTS search's network and optimisers, 50 epochs)
   strategy   darts (first order), darts2 (exact second order), gdas,
              rsps (random-sampling one-shot), enas (ENAS's controller)
   size       (none)   the NB201 paper's search: C=16, N=5, batch 64, CIFAR-10
@@ -14,10 +17,11 @@ ARG is `<space>_<strategy>[_<size>]`:
                       RSPS and ENAS 250 (AutoDL-Projects' NB201 configs)
              subset   the same network on a CIFAR-10 subset of about 5,000
                       training images at --config.data.data_dir, 20 epochs
-                      (benchmarks/nb201_search.py)
-             digits   C=8, N=1 on the bundled 8x8 digits (no download),
-                      4 epochs
-             tiny     tests: C=4, N=1, digits, 2 steps
+                      (benchmarks/nb201_search.py); ENAS's controller 10
+                      updates of 10 cells per epoch
+             digits   C=8, N=1 (darts_cell: 5 cells) on the bundled 8x8
+                      digits (no download), 4 epochs
+             tiny     tests: C=4, N=1 (darts_cell: 3 cells), digits, 2 steps
 Set --config.table to a NAS-Bench-201 table (CSV: arch, cellstr,
 <dataset>-val, <dataset>-test) to have the derived cell looked up in it.
 """
@@ -27,15 +31,19 @@ import ml_collections
 from nasjax import errors
 from nasjax.configs import common
 
-SPACES = ('nb201',)
+SPACES = ('nb201', 'darts_cell')
 STRATEGIES = {'darts': ('darts', 'first_order'),
               'darts2': ('darts', 'second_order'),
               'gdas': ('gdas', 'first_order'),
               'rsps': ('random_sampling', 'weights_only'),
               'enas': ('enas', 'weights_only')}
+# The strategies each space is searched by here (DARTS on the DARTS cell
+# is `nasjax.configs.darts_search`).
+PAIRS = {'nb201': ('darts', 'darts2', 'gdas', 'rsps', 'enas'),
+         'darts_cell': ('gdas', 'rsps')}
 SIZES = ('', 'subset', 'digits', 'tiny')
 VARIANTS = tuple(f'{sp}_{st}{"_" + sz if sz else ""}' for sp in SPACES
-                 for st in STRATEGIES for sz in SIZES)
+                 for st in PAIRS[sp] for sz in SIZES)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -43,7 +51,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg not in VARIANTS:
     raise errors.ConfigError(
         f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
-  space, strategy, *size = arg.split('_')
+  space = next(sp for sp in SPACES if arg.startswith(sp + '_'))
+  strategy, *size = arg[len(space) + 1:].split('_')
   size = size[0] if size else ''
   c = common.base(seed=0, batch_size=64, epochs=250, log_every_steps=50,
                   checkpoint_every_steps=500)
@@ -54,13 +63,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # The training split's fraction that trains the weights; the rest trains
   # alpha (and, for rsps, ranks the sampled cells).
   c.data.train_portion = 0.5
-  # The search space: 'nb201'.
+  # The search space: 'nb201' or 'darts_cell'.
   c.space = space
 
   c.model = ml_collections.ConfigDict()
   # C of the first stage and N cells per stage (NB201: 16, 5).
   c.model.channels = 16
   c.model.cells_per_stage = 5
+  # darts_cell: the number of cells (reductions at 1/3 and 2/3).
+  c.model.layers = 8
   # GDAS and rsps: 'reference' adds the unselected ops' weights as scalars
   # (AutoDL's forward_gdas: value 0, gradient 1), 'drop' leaves them out.
   c.model.unselected_weights = 'reference'
@@ -112,8 +123,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Its dataset columns: select on <table_dataset>-val, report -test.
   c.table_dataset = 'cifar10'
 
-  if strategy == 'darts' or strategy == 'darts2':
+  if strategy == 'darts' or strategy == 'darts2' or space == 'darts_cell':
     c.epochs = 50
+  if space == 'darts_cell':
+    # The DARTS CIFAR-10 search's network and optimisers (C=16, 8 cells,
+    # batch 64, SGD 0.025 cosine to 0.001, weight decay 3e-4, clip 5; alpha
+    # Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3), 50 epochs.
+    c.optimizer.weight_decay, c.optimizer.nesterov = 3e-4, False
   if strategy == 'enas':
     # AutoDL's ENAS.config: lr 0.05 cosine to 5e-4, weight decay 2.5e-4,
     # batch 128.
@@ -122,16 +138,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if size == 'subset':
     c.epochs = 20
     c.log_every_steps, c.checkpoint_every_steps = 10, 100
+    # A CPU-sized controller phase: 10 updates of 10 cells per epoch.
+    ctl.train_steps, ctl.num_aggregate = 10, 10
   elif size == 'digits':
     common.digits_data(c)
-    c.model.channels, c.model.cells_per_stage = 8, 1
+    c.model.channels, c.model.cells_per_stage, c.model.layers = 8, 1, 5
     c.batch_size, c.epochs = 32, 4
     c.log_every_steps, c.checkpoint_every_steps = 5, 20
     c.derive.num_samples, c.derive.batches = 20, 2
     ctl.train_steps, ctl.num_aggregate = 10, 10
   elif size == 'tiny':
     common.digits_data(c)
-    c.model.channels, c.model.cells_per_stage = 4, 1
+    c.model.channels, c.model.cells_per_stage, c.model.layers = 4, 1, 3
     c.batch_size, c.epochs, c.max_steps = 8, 1, 2
     c.log_every_steps, c.checkpoint_every_steps = 1, 1
     c.derive.num_samples, c.derive.batches = 4, 1

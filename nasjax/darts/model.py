@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from nasjax import layers
+from nasjax import mixing as mixing_lib
 from nasjax import ops
 from nasjax.search_spaces import darts_cell
 
@@ -196,7 +197,9 @@ class SearchNetwork(nn.Module):
 
   @nn.compact
   def __call__(self, x, alpha, train):
-    """Args: x [B, H, W, C_img]; alpha {'normal','reduce'}: [E, K] logits.
+    """Args: x [B, H, W, C_img]; alpha {'normal','reduce'}: [E, K] logits,
+    or a `nasjax.mixing.Mixing` each (its weights used as they are, every
+    op computed: the one-shot strategies).
 
     Returns: [B, num_classes] logits.
     """
@@ -204,7 +207,13 @@ class SearchNetwork(nn.Module):
     w = self.param('stem_conv', layers.torch_init(9 * x.shape[-1]),
                    (3, 3, x.shape[-1], c_stem))
     s = layers.BatchNorm(True, name='stem_bn')(layers.conv2d(x, w), train)
-    weights = {t: jax.nn.softmax(a, axis=-1) for t, a in alpha.items()}
+    weights = {t: a.weights if isinstance(a, mixing_lib.Mixing) else
+               jax.nn.softmax(a, axis=-1) for t, a in alpha.items()}
+    want = (self.space.num_edges, self.space.num_ops)
+    for t, w in weights.items():
+      if tuple(w.shape) != want:
+        raise ValueError(f'alpha[{t!r}] has shape {tuple(w.shape)}; this '
+                         f'network\'s cell space needs {want}.')
     s0 = s1 = s
     c, reduction_prev = self.channels, False
     for i in range(self.layers):

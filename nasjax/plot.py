@@ -9,6 +9,7 @@ made in a loop are freed.
   plot.cell(result.genotype, 'normal')       # the derived cell
   plot.curves(trained)               # losses and accuracies
   plot.recurrent_alpha(cell_search)  # a recurrent search's alpha
+  plot.nb201_ops(nb201_search)       # NAS-Bench-201: op weights per edge
   plot.perplexity(lm)                # perplexities of a language model
 """
 
@@ -131,6 +132,38 @@ def alpha_matrix(record: EpochRecord,
     ax.set_title(f'{cell} cell, epoch {record.epoch}', fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
   return fig
+
+
+def nb201_ops(run):
+  """A NAS-Bench-201 search's op weights on each of the 6 edges over the
+  epochs: softmax(alpha) (DARTS, GDAS) or, for ENAS, how often the
+  controller's samples pick each op.
+
+  `run`: a `nasjax.one_shot.OneShotResult` or its `.history`.
+  """
+  from nasjax.search_spaces.nb201 import encoding  # pylint: disable=g-import-not-at-top
+  history, _ = _unpack(run)
+  records = [r for r in history if r.alpha is not None and 'cell' in r.alpha]
+  if not records:
+    raise ValueError('The history has no NB201 op weights (a random '
+                     'sampling search learns none).')
+  epochs = [r.epoch for r in records]
+  weights = np.stack([r.alpha['cell'] for r in records])  # [T, 6, 5]
+  fig = _figure(figsize=(9, 4.2), layout='constrained')
+  axes = fig.subplots(2, 3, sharex=True, sharey=True)
+  marker = 'o' if len(records) < 12 else None
+  for e, (i, j) in enumerate(encoding.EDGES):
+    ax = axes.flat[e]
+    for k, op in enumerate(encoding.OPS):
+      ax.plot(epochs, weights[:, e, k], color=f'C{k}', marker=marker,
+              markersize=3, linewidth=1.2, label=op,
+              linestyle=':' if op == 'none' else '-')
+    ax.set_title(f'node {i} <- node {j}', fontsize=8)
+    ax.tick_params(labelsize=7)
+  axes.flat[0].legend(fontsize=6)
+  for ax in axes[1]:
+    ax.set_xlabel('epoch', fontsize=7)
+  return _integer_epochs(fig)
 
 
 def curves(history):

@@ -37,6 +37,7 @@ from nasjax.final import lm_train as lm_train_lib
 from nasjax.final import selection as selection_lib
 from nasjax.final import train as train_lib
 from nasjax.search_spaces import enas as enas_space
+from nasjax.search_spaces.nb201 import encoding as nb201_encoding
 
 Config = ml_collections.ConfigDict | str | None
 
@@ -176,12 +177,16 @@ def retrain(dataset, genotype, config: Config = None, *,
     dataset: a `nasjax.data.Dataset` (or 'digits').
     genotype: a `Genotype` (e.g. `search(...).genotype`) or an `EnasArc`
       (`enas_search(...).genotype`), a published name ('DARTS_V2', 'NASNet',
-      'ENAS_MICRO', ...), a genotype or arc file, or the papers' notation.
+      'ENAS_MICRO', ...), a genotype or arc file, or the papers' notation;
+      or a NAS-Bench-201 cell (`search(..., space='nb201', ...).cell`, its
+      string or a search's cell.txt).
     config: a `nasjax.configs.retrain` preset name ('cifar10', the paper's
       600 epochs; 'imagenet', 'cifar10_subset', 'digits', 'tiny'; for ENAS
-      arcs 'enas_micro', 'enas_macro', 'enas_digits', 'enas_tiny') or a
+      arcs 'enas_micro', 'enas_macro', 'enas_digits', 'enas_tiny'; for
+      NB201 cells 'nb201' (200 epochs), 'nb201_12', 'nb201_digits',
+      'nb201_tiny') or a
       ConfigDict; None: 'cifar10' ('enas_micro' or 'enas_macro' for an ENAS
-      arc). Not modified.
+      arc, 'nb201' for an NB201 cell). Not modified.
     workdir, callback, progress: as for `search`.
 
   Returns:
@@ -189,10 +194,16 @@ def retrain(dataset, genotype, config: Config = None, *,
   """
   platform.ensure_setup()
   dataset = _dataset(dataset)
-  if not isinstance(genotype, (genotype_lib.Genotype, enas_space.EnasArc)):
+  if isinstance(genotype, (tuple, list)) and not isinstance(
+      genotype, genotype_lib.Genotype):  # A NAS-Bench-201 cell's indices.
+    genotype = nb201_encoding.Nb201Cell(nb201_encoding.check(genotype))
+  if not isinstance(genotype, (genotype_lib.Genotype, enas_space.EnasArc,
+                               nb201_encoding.Nb201Cell)):
     genotype = genotype_lib.load(str(genotype))
   if config is None and isinstance(genotype, enas_space.EnasArc):
     config = f'enas_{genotype.kind}'
+  if config is None and isinstance(genotype, nb201_encoding.Nb201Cell):
+    config = 'nb201'
   return train_lib.train(_config(config, configs.retrain, dataset), workdir,
                          dataset, genotype, callback=callback,
                          progress=progress)

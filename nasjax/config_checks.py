@@ -23,7 +23,7 @@ from nasjax.enas import reinforce
 SEARCH_ARCH_MODES = ('second_order', 'first_order', 'finite_difference',
                      'weights_only')
 SECOND_ORDER_IMPLS = ('hvp', 'unrolled')
-NETWORK_KINDS = ('cifar', 'imagenet', 'enas')
+NETWORK_KINDS = ('cifar', 'imagenet', 'enas', 'nb201')
 SCHEDULES = ('cosine', 'exponential', 'sgdr')
 DROP_PATH_RAMPS = ('epoch', 'step')
 

@@ -2,6 +2,7 @@
 against the NB201 authors' code), and its supernet's two ways of mixing."""
 
 import csv
+import json
 import functools
 
 import flax.linen as nn
@@ -365,3 +366,68 @@ def test_batchnorm_in_the_nb201_networks_is_exact_at_any_offset():
     with nn.intercept_methods(record):
       net.init(jax.random.key(0), x, *extra, train=False)
   assert len(seen) > 20 and all(seen), seen
+
+
+def test_the_retraining_presets_build_the_benchmarks_network_and_recipe():
+  """`nasjax.final` retrains an NB201 cell in NB201's network with its
+  recipe: the preset's model has the authors' parameter count, its
+  optimiser is SGD with Nesterov momentum 0.9 and coupled weight decay
+  5e-4, lr 0.1 by cosine to 0 over 200 (or 12) epochs; a cell of another
+  family, or a preset of another family, is refused naming the field."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from nasjax import configs  # pylint: disable=g-import-not-at-top
+  from nasjax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from nasjax.final import train  # pylint: disable=g-import-not-at-top
+  from nasjax import genotype  # pylint: disable=g-import-not-at-top
+  c = configs.retrain('nb201')
+  cell = genotype.load(BEST)
+  assert isinstance(cell, encoding.Nb201Cell) and str(cell) == BEST
+  model = train.make_model(c, cell, 10)
+  assert model.cell == (3, 3, 3, 1, 2, 3) and model.cells_per_stage == 5
+  shapes = jax.eval_shape(functools.partial(model.init, train=False),
+                          jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  assert layers.param_count(shapes['params']) == AUTODL_PARAMS[BEST]
+  ds = pipeline.Dataset('cifar10', pipeline.Split(
+      np.zeros((256, 32, 32, 3), np.uint8), np.zeros(256, np.int32)),
+      pipeline.Split(np.zeros((1, 32, 32, 3), np.uint8),
+                     np.zeros(1, np.int32)), 10, (0.5,) * 3, (0.25,) * 3)
+  _, tx, _, schedule, _ = train.build(c, ds, cell, steps_per_epoch=1)
+  assert (c.epochs, c.batch_size) == (200, 256)
+  assert float(schedule(0)) == pytest.approx(0.1)
+  assert float(schedule(100)) == pytest.approx(0.05, rel=1e-3)
+  assert configs.retrain('nb201_12').epochs == 12
+  # Two steps on a gradient g at weights w: Nesterov SGD with weight decay.
+  w, g = jnp.ones(3), jnp.asarray([0.5, -1.0, 2.0])
+  state = tx.init(w)
+  u1, state = tx.update(g, state, w)
+  w1 = optax.apply_updates(w, u1)
+  u2, state = tx.update(g, state, w1)
+  d0, d1 = g + 5e-4 * w, g + 5e-4 * w1
+  m1, m2 = d0, 0.9 * d0 + d1          # PyTorch SGD's momentum buffer
+  np.testing.assert_allclose(u1, -0.1 * (d0 + 0.9 * m1), rtol=1e-5)
+  np.testing.assert_allclose(u2, -float(schedule(1)) * (d1 + 0.9 * m2),
+                             rtol=1e-5)
+  with pytest.raises(errors.ConfigError, match='config.model.kind'):
+    train.make_model(configs.retrain('digits'), cell, 10)
+  with pytest.raises(errors.ConfigError, match='config.model.kind'):
+    train.make_model(c, genotype.DARTS_V2, 10)
+  with pytest.raises(errors.UserError, match='Unknown NB201 op'):
+    genotype.load('|conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|')
+
+
+def test_a_searched_cell_is_retrained_from_its_cell_file(tmp_path):
+  """The NB201 GDAS search's cell.txt, retrained by `nasjax.retrain` (the
+  tiny preset): the files a retraining writes name the cell, and a cell
+  given as its 6 op indices is the same cell."""
+  import nasjax  # pylint: disable=g-import-not-at-top
+  from nasjax import genotype  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'cell.txt').write_text(BEST + '\n')
+  r = nasjax.retrain('digits', str(tmp_path / 'cell.txt'), 'nb201_tiny',
+                     workdir=str(tmp_path / 'run'), progress='none')
+  assert r.status == 'completed' and 0 <= r.test_accuracy <= 1
+  results = json.loads((tmp_path / 'run' / 'results.json').read_text())
+  assert genotype.from_dict(results['genotype']) == encoding.from_string(BEST)
+  assert (tmp_path / 'run' / 'genotype.txt').read_text().strip() == BEST
+  again = nasjax.retrain('digits', encoding.from_string(BEST), 'nb201_tiny',
+                         workdir=str(tmp_path / 'run'), progress='none')
+  assert again.test_accuracy == r.test_accuracy

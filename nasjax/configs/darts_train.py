@@ -36,6 +36,17 @@ ENAS's final networks (`nasjax.enas.final`; genotype = an ENAS arc):
                      no auxiliary head.
   enas_digits        ENAS_MICRO on the bundled digits, F=8, 3 layers.
   enas_tiny          tests: digits, F=4, 3 layers, 2 steps.
+
+NAS-Bench-201's network (genotype = an NB201 cell string, or a search's
+cell.txt; model.layers = N, cells per stage):
+  nb201              the benchmark's recipe (Dong & Yang, 2020): C=16, N=5,
+                     batch 256, SGD Nesterov 0.1 cosine to 0, weight decay
+                     5e-4, 200 epochs, crops and flips, no cutout, no
+                     clipping, no auxiliary head, no drop-path.
+  nb201_12           the same, 12 epochs (the schedule of the benchmark's
+                     12-epoch accuracies).
+  nb201_digits       the bundled digits, C=8, N=1, 5 epochs.
+  nb201_tiny         tests: digits, C=4, N=1, 2 steps.
 """
 
 import ml_collections
@@ -45,7 +56,8 @@ from nasjax.configs import common
 
 
 VARIANTS = ('cifar10', 'imagenet', 'cifar10_subset', 'digits', 'tiny',
-            'enas_micro', 'enas_macro', 'enas_digits', 'enas_tiny')
+            'enas_micro', 'enas_macro', 'enas_digits', 'enas_tiny',
+            'nb201', 'nb201_12', 'nb201_digits', 'nb201_tiny')
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -105,6 +117,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # (gradient 2 l2 w, clipped with the rest), SGD with Nesterov momentum.
   # Set weight_decay to 0 when using it.
   c.optimizer.l2 = 0.0
+  # Nesterov momentum (NAS-Bench-201's recipe).
+  c.optimizer.nesterov = False
 
   if arg == 'cifar10':
     pass
@@ -139,7 +153,35 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps, c.checkpoint_every_steps = 1, 1
   elif arg.startswith('enas'):
     _enas(c, arg)
+  elif arg.startswith('nb201'):
+    _nb201(c, arg)
   return c
+
+
+def _nb201(c: ml_collections.ConfigDict, arg: str) -> None:
+  """NAS-Bench-201's training of every cell (its `LESS` 12-epoch and
+  200-epoch schedules)."""
+  c.genotype = ('|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|'
+                'skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|')
+  c.model.kind, c.model.channels, c.model.layers = 'nb201', 16, 5
+  c.model.auxiliary = False
+  c.data.cutout_length = 0
+  c.train.drop_path_prob = 0.0
+  c.optimizer.learning_rate, c.optimizer.learning_rate_min = 0.1, 0.0
+  c.optimizer.weight_decay, c.optimizer.grad_clip = 5e-4, 0.0
+  c.optimizer.nesterov = True
+  c.batch_size, c.epochs, c.eval_every_epochs = 256, 200, 10
+  if arg == 'nb201_12':
+    c.epochs, c.eval_every_epochs = 12, 1
+  elif arg in ('nb201_digits', 'nb201_tiny'):
+    common.digits_data(c)
+    c.model.channels, c.model.layers = 8, 1
+    c.batch_size, c.eval_batch_size, c.epochs = 32, 400, 5
+    c.eval_every_epochs, c.log_every_steps = 1, 10
+    if arg == 'nb201_tiny':
+      c.model.channels, c.batch_size, c.epochs, c.max_steps = 4, 8, 1, 2
+      c.eval_batch_size, c.log_every_steps = 200, 1
+      c.checkpoint_every_steps = 1
 
 
 def _enas(c: ml_collections.ConfigDict, arg: str) -> None:

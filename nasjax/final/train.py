@@ -35,6 +35,7 @@ import os
 import time
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -56,9 +57,29 @@ from nasjax.enas import step as enas_step
 from nasjax.final import network
 from nasjax.final import step as step_lib
 from nasjax.search_spaces import enas as enas_space
+from nasjax.search_spaces.nb201 import encoding as nb201_encoding
 from nasjax.train_state import TrainState
 
-NETWORKS = ('cifar', 'imagenet', 'enas')
+NETWORKS = ('cifar', 'imagenet', 'enas', 'nb201')
+
+
+class Nb201Final(nn.Module):
+  """NAS-Bench-201's network of one cell (`search_spaces.nb201.networks.
+  Network`) behind the retraining loop's call: (logits, no auxiliary
+  logits) in training, no drop-path."""
+  cell: tuple[int, ...]
+  num_classes: int = 10
+  channels: int = 16
+  cells_per_stage: int = 5
+
+  @nn.compact
+  def __call__(self, x, train: bool, drop_path_prob=None):
+    del drop_path_prob
+    from nasjax.search_spaces.nb201 import networks  # pylint: disable=g-import-not-at-top
+    logits = networks.Network(tuple(self.cell), self.num_classes,
+                              self.channels, self.cells_per_stage,
+                              name='network')(x, train)
+    return (logits, None) if train else logits
 
 
 def make_model(config: ml_collections.ConfigDict, arch, num_classes: int):
@@ -74,6 +95,14 @@ def make_model(config: ml_collections.ConfigDict, arch, num_classes: int):
         f'config.genotype is a recurrent cell ({arch}); a recurrent cell is '
         'retrained in the language model: --config=experiments/configs/'
         'lm_train.py:ptb (or :synthetic) with the same --config.genotype.')
+  is_nb201 = isinstance(arch, nb201_encoding.Nb201Cell)
+  if is_nb201 != (m.kind == 'nb201'):
+    want = ('a NAS-Bench-201 cell needs an nb201 preset (model.kind nb201)'
+            if is_nb201 else 'an nb201 preset needs a NAS-Bench-201 cell '
+            '(its string, or the cell.txt of a search)')
+    raise errors.ConfigError(f'config.model.kind is {m.kind!r}, but {want}.')
+  if is_nb201:
+    return Nb201Final(tuple(arch), num_classes, m.channels, m.layers)
   is_enas = isinstance(arch, enas_space.EnasArc)
   if is_enas != (m.kind == 'enas'):
     want = ('an ENAS arc needs an ENAS preset (model.kind enas)' if is_enas
@@ -117,7 +146,8 @@ def build(config: ml_collections.ConfigDict, dataset: pipeline.Dataset,
     tx = optim.weight_optimizer(schedule, momentum=o.momentum,
                                 weight_decay=o.weight_decay,
                                 clip=o.grad_clip or None,
-                                clip_eps=o.grad_clip_eps)
+                                clip_eps=o.grad_clip_eps,
+                                nesterov=o.get('nesterov', False))
   prep = augment.make_preprocess(mean=dataset.mean, std=dataset.std,
                                  crop_padding=config.data.crop_padding,
                                  flip=config.data.flip,

@@ -61,4 +61,5 @@ def write_files(g: 'Genotype | enas_space.EnasArc | RecurrentGenotype',
     with open(prefix + '.svg', 'w') as f:
       f.write(recurrent_svg(g.recurrent, g.concat))
     return
-  write_svg(g, prefix)
+  if isinstance(g, Genotype):  # An NB201 cell has no picture yet.
+    write_svg(g, prefix)

@@ -15,14 +15,18 @@ import ast
 import json
 from typing import Mapping
 
+from nasjax import errors
 from nasjax.genotype import recurrent
 from nasjax.genotype.cell import FIELDS, Genotype, GenotypeError, make
 from nasjax.search_spaces import enas as enas_space
+from nasjax.search_spaces.nb201 import encoding as nb201
 
 def to_dict(g: 'Genotype | enas_space.EnasArc') -> dict:
   """JSON-able form of a DARTS genotype or an ENAS arc (`EnasArc.to_dict`)."""
   if isinstance(g, (enas_space.EnasArc, recurrent.RecurrentGenotype)):
     return g.to_dict()
+  if isinstance(g, nb201.Nb201Cell):
+    return {'nb201': str(g)}
   return {'normal': [list(p) for p in g.normal],
           'normal_concat': list(g.normal_concat),
           'reduce': [list(p) for p in g.reduce],
@@ -37,6 +41,11 @@ def from_dict(d: Mapping) -> 'Genotype | enas_space.EnasArc':
                         f'{type(d).__name__}.')
   if 'recurrent' in d:
     return recurrent.from_dict(d)
+  if 'nb201' in d:
+    try:
+      return nb201.from_string(str(d['nb201']))
+    except errors.UserError as e:
+      raise GenotypeError(str(e)) from None
   if 'space' in d:
     try:
       return enas_space.arc_from_dict(d)
@@ -68,7 +77,8 @@ def from_json(text: str) -> 'Genotype | enas_space.EnasArc':
 def to_notation(g: 'Genotype | enas_space.EnasArc') -> str:
   """The reference code's `Genotype(...)` repr; for an ENAS arc the
   reference's arc string."""
-  if isinstance(g, (enas_space.EnasArc, recurrent.RecurrentGenotype)):
+  if isinstance(g, (enas_space.EnasArc, recurrent.RecurrentGenotype,
+                    nb201.Nb201Cell)):
     return str(g)
   cell = lambda pairs: '[' + ', '.join(f'({op!r}, {i})' for op, i in pairs) + ']'
   return (f'Genotype(normal={cell(g.normal)}, '
@@ -117,4 +127,9 @@ def parse(text: str) -> 'Genotype | enas_space.EnasArc':
     return from_json(text)
   if text.lstrip().startswith('s1='):
     return recurrent.from_notation(text)
+  if text.lstrip().startswith('|'):  # A NAS-Bench-201 cell.
+    try:
+      return nb201.from_string(text.strip())
+    except errors.UserError as e:
+      raise GenotypeError(str(e)) from None
   return from_notation(text)

@@ -101,7 +101,7 @@ def load(spec: str) -> 'Genotype | enas_space.EnasArc':
   if (spec in ZOO or spec in enas_space.PUBLISHED or
       spec in recurrent.RECURRENT_ZOO):
     return get(spec)
-  if spec.startswith(('Genotype(', '{', 's1=')):
+  if spec.startswith(('Genotype(', '{', 's1=', '|')):
     return parse(spec)
   if os.path.isdir(spec):
     raise GenotypeError(f'{spec} is a directory, not a genotype or arc file.')

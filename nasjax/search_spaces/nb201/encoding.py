@@ -40,6 +40,15 @@ NUM_CELLS = NUM_OPS ** NUM_EDGES  # 15,625
 Cell = tuple[int, ...]
 
 
+class Nb201Cell(tuple):
+  """A cell read from the benchmark's string (`from_string`): a tuple of 6
+  op indices that prints as that string, so that a file or flag holding
+  one is retrained in the NB201 network (`nasjax.final`)."""
+
+  def __str__(self):
+    return to_string(self)
+
+
 def check(cell: Sequence[int]) -> Cell:
   """`cell` as a tuple of 6 ints in [0, 5), or a `UserError` saying what
   is wrong."""
@@ -94,7 +103,7 @@ def from_string(text: str) -> Cell:
         raise errors.UserError(
             f'Unknown NB201 op {op!r} in {text!r}; the ops are {list(OPS)}.')
       cell.append(OPS.index(op))
-  return tuple(cell)
+  return Nb201Cell(cell)
 
 
 def enumeration_index(cell: Sequence[int]) -> int:

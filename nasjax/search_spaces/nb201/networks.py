@@ -217,8 +217,8 @@ class Supernet(nn.Module):
 
 class Network(nn.Module):
   """The discrete network of one cell (AutoDL's `TinyNetwork`), the network
-  the benchmark trained for every cell (its training recipe is not built
-  yet).
+  the benchmark trained for every cell; `nasjax.retrain` trains it with
+  the benchmark's recipe (the `nb201` presets of `configs.retrain`).
 
   Attributes:
     cell: 6 op indices (`encoding`).

@@ -335,6 +335,30 @@ def _run_bilevel(step, state, batch_fn, key, steps):
   return run(state)
 
 
+def _toy_setup(c, steps, epochs, seed):
+  """(schedule, state, key): the planted DARTS-cell problem's start under
+  preset `c`'s optimisers."""
+  schedule, tx, arch_tx = _preset_optimisers(c, steps, epochs)
+  key = jax.random.key(seed)
+  alpha = dict(zip(('normal', 'reduce'), (
+      1e-3 * jax.random.normal(k, (5, 4))
+      for k in jax.random.split(jax.random.fold_in(key, 1)))))
+  state = SearchState.create(params={'scale': jnp.ones(2 * _WIDTH)},
+                             batch_stats={}, alpha=alpha, tx=tx,
+                             arch_tx=arch_tx, rng=key)
+  return schedule, state, key
+
+
+def _assert_planted(g):
+  """The normal cell of genotype `g` is the planted one (per node, either
+  order)."""
+  planted = [('max_pool_3x3', 0), ('skip_connect', 1),    # node 0
+             ('dil_conv_3x3', 0), ('skip_connect', 1)]    # node 1
+  for node in range(2):
+    assert (sorted(g.normal[2 * node:2 * node + 2]) ==
+            sorted(planted[2 * node:2 * node + 2])), g.normal
+
+
 @pytest.mark.parametrize('arch_mode', ['first_order', 'second_order',
                                        'finite_difference'])
 @pytest.mark.parametrize('seed', [0, 1])
@@ -348,23 +372,12 @@ def test_darts_step_derives_the_planted_cell(arch_mode, seed):
   inputs x 9 ops)."""
   c = configs.search('cifar10')
   steps = 500
-  schedule, tx, arch_tx = _preset_optimisers(c, steps, c.epochs)
-  key = jax.random.key(seed)
-  alpha = dict(zip(('normal', 'reduce'), (
-      1e-3 * jax.random.normal(k, (5, 4))
-      for k in jax.random.split(jax.random.fold_in(key, 1)))))
-  state = SearchState.create(params={'scale': jnp.ones(2 * _WIDTH)},
-                             batch_stats={}, alpha=alpha, tx=tx,
-                             arch_tx=arch_tx, rng=key)
+  schedule, state, key = _toy_setup(c, steps, c.epochs, seed)
   step = functools.partial(darts_step.search_step, model=_ToyFamily(),
                            arch_mode=arch_mode, learning_rate=schedule)
   state, val_loss = _run_bilevel(step, state, _toy_batch, key, steps)
-  g = genotype_lib.from_alpha(jax.device_get(state.alpha), DARTS_SPACE)
-  planted = [('max_pool_3x3', 0), ('skip_connect', 1),    # node 0
-             ('dil_conv_3x3', 0), ('skip_connect', 1)]    # node 1
-  for node in range(2):
-    assert (sorted(g.normal[2 * node:2 * node + 2]) ==
-            sorted(planted[2 * node:2 * node + 2])), g.normal
+  _assert_planted(genotype_lib.from_alpha(jax.device_get(state.alpha),
+                                          DARTS_SPACE))
   assert float(val_loss[-20:].mean()) < 0.85 * float(val_loss[:20].mean())
 
 
@@ -398,14 +411,7 @@ def test_gdas_on_the_darts_cell_derives_the_planted_cell(seed):
   the planted cell (chance 1/243)."""
   c = configs.one_shot('darts_cell_gdas')
   steps, epochs = 500, 10
-  schedule, tx, arch_tx = _preset_optimisers(c, steps, epochs)
-  key = jax.random.key(seed)
-  alpha = dict(zip(('normal', 'reduce'), (
-      1e-3 * jax.random.normal(k, (5, 4))
-      for k in jax.random.split(jax.random.fold_in(key, 1)))))
-  state = SearchState.create(params={'scale': jnp.ones(2 * _WIDTH)},
-                             batch_stats={}, alpha=alpha, tx=tx,
-                             arch_tx=arch_tx, rng=key)
+  schedule, state, key = _toy_setup(c, steps, epochs, seed)
   family = _ToyStrategyFamily(one_shot.strategy_of(c), steps // epochs,
                               epochs)
   step = functools.partial(darts_step.search_step, model=family,
@@ -413,12 +419,7 @@ def test_gdas_on_the_darts_cell_derives_the_planted_cell(seed):
                            learning_rate=schedule)
   state, _ = _run_bilevel(step, state, _toy_batch, key, steps)
   space = darts_cell_one_shot.DartsCellOneShot(DARTS_SPACE)
-  g = space.from_alpha(jax.device_get(state.alpha))
-  planted = [('max_pool_3x3', 0), ('skip_connect', 1),    # node 0
-             ('dil_conv_3x3', 0), ('skip_connect', 1)]    # node 1
-  for node in range(2):
-    assert (sorted(g.normal[2 * node:2 * node + 2]) ==
-            sorted(planted[2 * node:2 * node + 2])), g.normal
+  _assert_planted(space.from_alpha(jax.device_get(state.alpha)))
 
 
 # One whole ENAS search loop: `lm_search.search`, child and controller phases

@@ -116,7 +116,8 @@ PYEOF
 # 7. Opt-in (not in the 14 minutes): NB201=1 times 100 steps of the
 #    NAS-Bench-201 supernet (C=16, N=5, batch 64) under DARTS and GDAS;
 #    NB201_FULL=1 with CIFAR10_DIR and NB201_TABLE runs the NB201 paper's
-#    searches (full CIFAR-10; hours) and looks the cells up.
+#    searches, ENAS's included (full CIFAR-10; hours), and looks the cells
+#    up.
 if [ "${NB201:-0}" = 1 ]; then
   budget 300 $PY benchmarks/nb201_search.py --full --strategies=darts,gdas \
     --seeds=0 --max_steps=100 | grep '^{' \
@@ -124,7 +125,7 @@ if [ "${NB201:-0}" = 1 ]; then
 fi
 if [ "${NB201_FULL:-0}" = 1 ]; then
   $PY benchmarks/nb201_search.py --full --data_dir="$CIFAR10_DIR" \
-    --table="$NB201_TABLE" --strategies=darts,gdas,rsps --seeds=0,1,2 \
+    --table="$NB201_TABLE" --strategies=darts,gdas,rsps,enas --seeds=0,1,2 \
     | tee -a "$OUT"
 fi
 echo "wrote $OUT" >&2

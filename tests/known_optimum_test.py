@@ -568,7 +568,7 @@ def test_enas_controller_learns_the_planted_nb201_cells_majority_op(seed):
 
   What it cannot do is part of the result: the exception edge (the skip) is
   missed, and a planted cell of mixed ops (3, 1, 2, 4, 3, 1) ends at 3 of 6
-  with 2,000 updates, with or without the tanh cap: the controller's only
+  (2,000 updates with the tanh cap, 1,000 without): the controller's only
   input is the previous op's embedding (no edge position, as AutoDL's), so
   an op learnt on some edges spreads to the edges that follow the same
   inputs. A cell of one op everywhere is what this controller learns

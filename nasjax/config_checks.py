@@ -218,7 +218,7 @@ def check_one_shot_config(config, devices: int | None = None,
   f.open_interval('data.train_portion', 0, 1)
   f.at_least(1, 'model.channels', 'model.cells_per_stage',
              'derive.num_samples', 'derive.batches')
-  f.one_of('model.unselected_weights', ('reference', 'drop'))
+  f.one_of('model.unselected_weights', ('reference', 'drop', 'every_op'))
   f.positive('arch_optimizer.learning_rate')
   f.half_open('arch_optimizer.b1', 0, 1)
   f.half_open('arch_optimizer.b2', 0, 1)

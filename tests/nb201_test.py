@@ -233,29 +233,45 @@ def test_the_supernet_under_one_cell_computes_that_cells_network():
         assert not np.any(g), path
 
 
-def test_unselected_weights_reference_and_drop():
-  """Under a hard mixing both forms compute the same logits and give the
-  selected ops the same weight gradient; 'reference' also passes a gradient
-  to the unselected ops' weights (AutoDL's forward_gdas), 'drop' none."""
+def test_unselected_weights_reference_drop_and_every_op():
+  """Under a hard mixing the three forms compute the same logits and give
+  the selected ops the same weight gradient, and the shared weights the
+  same gradients; for the unselected ops' weights 'reference' passes the
+  gradient of a scalar (AutoDL's forward_gdas: the same for every op of an
+  edge), 'drop' none, 'every_op' that of the op's output (the
+  straight-through form, differing op by op)."""
   grads = {}
   for form in networks.UNSELECTED_WEIGHTS:
     sup, _, x, v, _ = _supernet_and_network(form)
     index = jnp.asarray(CELL)
 
-    def f(w):
-      logits, _ = sup.apply(v, x, {'cell': Mixing(w, index)}, train=True,
+    def f(w, params):
+      logits, _ = sup.apply({**v, 'params': params}, x,
+                            {'cell': Mixing(w, index)}, train=True,
                             mutable=['batch_stats'])
       return jnp.sum(jnp.sin(logits)), logits
 
-    (_, logits), g = jax.value_and_grad(f, has_aux=True)(
-        jax.nn.one_hot(index, 5))
-    grads[form] = (logits, g)
-  (l_ref, g_ref), (l_drop, g_drop) = grads['reference'], grads['drop']
-  np.testing.assert_allclose(l_ref, l_drop, rtol=1e-6)
+    (_, logits), g = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(
+        jax.nn.one_hot(index, 5), v['params'])
+    grads[form] = (logits,) + g
+  l_ref, g_ref, p_ref = grads['reference']
   selected = np.asarray(jax.nn.one_hot(jnp.asarray(CELL), 5), bool)
-  np.testing.assert_allclose(g_ref[selected], g_drop[selected], rtol=1e-5)
+  for form in ('drop', 'every_op'):
+    logits, g, p = grads[form]
+    np.testing.assert_allclose(logits, l_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g[selected], g_ref[selected], rtol=1e-4)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        a, b, rtol=1e-4, atol=1e-6), p, p_ref)
+  g_drop, g_every = grads['drop'][1], grads['every_op'][1]
   assert not np.any(g_drop[~selected])
   assert np.all(g_ref[~selected] != 0)
+  # 'none' outputs zeros, so its weight's gradient under every_op is 0.
+  assert np.all(g_every[:, 1:][~selected[:, 1:]] != 0)
+  assert not np.any(g_every[:, 0][~selected[:, 0]])
+  for e in range(6):  # One scalar per edge, against one value per op.
+    np.testing.assert_allclose(g_ref[e][~selected[e]],
+                               g_ref[e][~selected[e]][0], rtol=1e-6)
+  assert not np.allclose(g_every[~selected], g_ref[~selected])
 
 
 def test_the_space_object_derives_and_samples_cells():

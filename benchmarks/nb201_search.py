@@ -52,6 +52,9 @@ _CELLS = flags.DEFINE_integer('cells_per_stage', 2, 'N (not --full).')
 _OUT = flags.DEFINE_string('out', None, 'JSON lines file to append to.')
 _MAX_STEPS = flags.DEFINE_integer('max_steps', 0, 'Stop each search after '
                                   'this many steps (0: all).')
+_UNSELECTED = flags.DEFINE_enum(
+    'unselected_weights', None, ['reference', 'drop', 'every_op'],
+    "config.model.unselected_weights (default: the preset's).")
 
 
 def _config(strategy, seed):
@@ -60,6 +63,8 @@ def _config(strategy, seed):
   c.seed, c.table = seed, _TABLE.value or ''
   c.data.data_dir = _DATA.value or ''
   c.max_steps = _MAX_STEPS.value
+  if _UNSELECTED.value:
+    c.model.unselected_weights = _UNSELECTED.value
   if not _FULL.value:
     c.epochs = _EPOCHS.value
     c.model.channels, c.model.cells_per_stage = _CHANNELS.value, _CELLS.value
@@ -92,6 +97,7 @@ def main(argv):
              'epochs': c.epochs, 'channels': c.model.channels,
              'cells_per_stage': c.model.cells_per_stage,
              'train_images': len(dataset.train),
+             'unselected_weights': c.model.unselected_weights,
              'median_step_seconds': r.summary['median_step_seconds'],
              'wall_seconds': time.time() - t0}
       row['device'] = str(jax.devices()[0].device_kind)

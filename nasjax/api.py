@@ -82,6 +82,7 @@ PAIRS = {
     ('nb201', 'enas'): "ENAS's controller + REINFORCE",
     ('darts_cell', 'gdas'): 'GDAS on the DARTS cell (the one-shot loop)',
     ('darts_cell', 'rsps'): 'random-sampling one-shot on the DARTS cell',
+    ('darts_cell', 'enas'): "ENAS's micro controller over the DARTS cell",
 }
 
 
@@ -101,7 +102,7 @@ def search(dataset, config: Config = None, *, space: str | None = None,
       'digits', 'subset', 'tiny' for NB201; the DARTS and ENAS preset names
       otherwise).
     space, strategy: a pair of `PAIRS`: ('darts_cell', 'darts' | 'gdas' |
-      'rsps'), ('enas_micro', 'enas'), ('nb201', 'darts' | 'darts2' |
+      'rsps' | 'enas'), ('enas_micro', 'enas'), ('nb201', 'darts' | 'darts2' |
       'gdas' | 'rsps' | 'enas').
     workdir: checkpoints, TensorBoard, history, results; re-running with it
       resumes. None: nothing is written.
@@ -112,7 +113,7 @@ def search(dataset, config: Config = None, *, space: str | None = None,
   Returns:
     The DARTS cell: a `SearchResult` (`.genotype`, `.history`, `.alpha`).
     ENAS: an `EnasSearchResult` (`.arc`, `.arc_string`). NB201 and the
-    DARTS cell by GDAS or RSPS: a `nasjax.one_shot.OneShotResult` (`.cell`,
+    DARTS cell by GDAS, RSPS or ENAS: a `nasjax.one_shot.OneShotResult` (`.cell`,
     `.cell_string`, `.summary` with the table lookup when `config.table`
     names one).
   """

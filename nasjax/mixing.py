@@ -14,7 +14,16 @@ A space supplies (`OneShotSpace`) the shapes of alpha, its supernet, the
 architecture alpha derives, uniformly random architectures and the mixing
 of one architecture; a strategy supplies (`nasjax.strategies`) the mixing
 of a step. Neither imports the other.
+
+A strategy that samples architectures by a sequence of decisions (ENAS's
+controller) reads them from the space's `decisions()`: `OpSequence` (one op
+per edge: NAS-Bench-201) or a space's own (the DARTS cell: per node two
+inputs and two ops, ENAS's micro decisions), each with `mixing(arc)`, the
+traceable mixing of a sampled arc; the space's `from_decisions(arc)` is the
+architecture of one.
 """
+
+import dataclasses
 
 from typing import Any, NamedTuple, Protocol
 
@@ -47,6 +56,49 @@ def small_logits(key, shapes: dict[str, tuple[int, int]]) -> dict:
           for i, (t, s) in enumerate(sorted(shapes.items()))}
 
 
+@dataclasses.dataclass(frozen=True)
+class OpSequence:
+  """Decisions of one op per edge, cell types in sorted order, every type
+  with the same number of ops (a controller's view of NAS-Bench-201).
+
+  Attributes:
+    edges: ((cell type, number of edges), ...).
+    num_ops: ops per edge.
+  """
+  edges: tuple[tuple[str, int], ...]
+  num_ops: int
+
+  @classmethod
+  def of(cls, alpha_shapes: dict[str, tuple[int, int]]) -> 'OpSequence':
+    """From a `OneShotSpace`'s `alpha_shapes()`."""
+    ops = {k for _, k in alpha_shapes.values()}
+    if len(ops) != 1:
+      raise ValueError('The controller needs the same number of ops on every '
+                       f'cell type, got {alpha_shapes}.')
+    return cls(tuple((t, e) for t, (e, _) in sorted(alpha_shapes.items())),
+               ops.pop())
+
+  @property
+  def ops(self):
+    return range(self.num_ops)
+
+  @property
+  def num_edges(self) -> int:
+    return sum(e for _, e in self.edges)
+
+  def split(self, arc) -> dict:
+    """The arc [..., E total] as {cell type: [..., E]}."""
+    out, start = {}, 0
+    for t, e in self.edges:
+      out[t] = arc[..., start:start + e]
+      start += e
+    return out
+
+  def mixing(self, arc) -> dict[str, Mixing]:
+    """The one-hot mixing of an arc [E total]."""
+    return {t: one_hot(i, self.num_ops) for t, i in self.split(arc).items()}
+
+
 class OneShotSpace(Protocol):
   """What a space gives a one-shot strategy and the one-shot loop."""
   name: str
@@ -55,5 +107,7 @@ class OneShotSpace(Protocol):
   def supernet(self, num_classes: int, model_config) -> Any: ...
   def from_alpha(self, alpha: dict[str, np.ndarray]) -> Any: ...
   def random_arch(self, rng: np.random.Generator) -> Any: ...
-  def arch_index(self, arch) -> dict[str, np.ndarray]: ...
+  def arch_mixing(self, arch) -> dict[str, Mixing]: ...
+  def decisions(self) -> Any: ...
+  def from_decisions(self, arc) -> Any: ...
   def to_string(self, arch) -> str: ...

@@ -84,15 +84,8 @@ def strategy_of(config: ml_collections.ConfigDict, space=None):
   if s.name == 'gdas':
     return strategies_lib.Gdas(s.tau_max, s.tau_min)
   if s.name == 'enas':
-    c = s.controller
     space = space or space_of(config.space)
-    return strategies_lib.Enas(
-        strategies_lib.OpSequence.of(space.alpha_shapes()),
-        lstm_size=c.lstm_size, temperature=c.temperature,
-        tanh_constant=c.tanh_constant, learning_rate=c.learning_rate,
-        b1=c.b1, eps=c.eps, adam_form=c.adam_form,
-        entropy_weight=c.entropy_weight, baseline_decay=c.baseline_decay,
-        train_steps=c.train_steps, num_aggregate=c.num_aggregate)
+    return strategies_lib.Enas(space.decisions(), **s.controller.to_dict())
   return strategies_lib.STRATEGIES[s.name]()
 
 
@@ -184,41 +177,21 @@ def init_state(space, strategy, model, tx, arch_tx, image_shape, seed, mesh):
   return parallel.jit_init(init, mesh)()
 
 
-def make_scorer(model, space):
-  """(params, batch_stats, index, images, labels) -> accuracy of the cell
-  `index` (`space.arch_index`) on one batch, with the shared weights and
-  BatchNorm on the batch's statistics. One compiled program for every
-  cell."""
-  num_ops = {t: s[1] for t, s in space.alpha_shapes().items()}
-
-  @jax.jit
-  def score(params, batch_stats, index, images, labels):
-    mixing = {t: mixing_lib.one_hot(i, num_ops[t]) for t, i in index.items()}
-    logits, _ = model.apply({'params': params, 'batch_stats': batch_stats},
-                            images, mixing, train=True,
-                            mutable=['batch_stats'])
-    return jnp.mean(jnp.argmax(logits, -1) == labels)
-
-  return score
-
-
 def make_controller_update(family, strategy, mesh):
   """`(state, batches, key) -> (state, metrics)`: one REINFORCE update of
   the strategy's controller (`strategies.Enas.update`), sampled cell i
   scored (`family.reward`) on batch i of `batches` ([N, B, ...], sharded
   along B); a non-finite update keeps the old state."""
-  num_ops = strategy.seq.num_ops
-
   def update(state, batches, key):
-    def reward(cells, k):
+    def reward(arcs, k):
       del k
 
       def one(args):
-        cell, batch = args
-        mixing = {t: mixing_lib.one_hot(i, num_ops) for t, i in cell.items()}
-        return family.reward(state.params, state.batch_stats, mixing, batch)
+        arc, batch = args
+        return family.reward(state.params, state.batch_stats,
+                             strategy.arc_mixing(arc), batch)
 
-      return jax.lax.map(one, (cells, batches))
+      return jax.lax.map(one, (arcs, batches))
 
     alpha, opt_state, metrics = strategy.update(
         state.alpha, state.arch_opt_state, key, reward)
@@ -231,20 +204,14 @@ def make_controller_update(family, strategy, mesh):
                  out_shardings=(rep, rep), donate_argnums=(0,))
 
 
-def cell_frequencies(strategy, num_ops: int, n: int = 100):
-  """`(alpha, key) -> {cell type: [E, K]}`: how often `n` cells sampled
-  from the controller pick each op on each edge (its alpha in history)."""
+def cell_frequencies(strategy, n: int = 100):
+  """`(alpha, key) -> {cell type: [E, K]}`: the mean mixing weights of `n`
+  arcs sampled from the controller, how often each edge computes each op
+  (its alpha in history)."""
   def freq(alpha, key):
-    return {t: jax.nn.one_hot(c, num_ops).mean(0)
-            for t, c in strategy.sample(alpha, key, n).items()}
+    mixings = jax.vmap(strategy.arc_mixing)(strategy.sample(alpha, key, n))
+    return {t: m.weights.mean(0) for t, m in mixings.items()}
   return jax.jit(freq)
-
-
-def _cell(space, index: dict):
-  """The architecture of op indices {cell type: [E]}."""
-  shapes = space.alpha_shapes()
-  return space.from_alpha({t: np.eye(shapes[t][1])[np.asarray(i)]
-                           for t, i in index.items()})
 
 
 def learnt_cell(space, strategy, alpha):
@@ -252,7 +219,7 @@ def learnt_cell(space, strategy, alpha):
   (DARTS, GDAS), the controller's most likely cell (ENAS); None for random
   sampling."""
   if strategy.samples_cells:
-    return _cell(space, parallel.to_host(strategy.most_likely(alpha)))
+    return space.from_decisions(parallel.to_host(strategy.most_likely(alpha)))
   if strategy.learns_alpha:
     return space.from_alpha(parallel.to_host(alpha))
   return None
@@ -284,8 +251,7 @@ def derive(space, strategy, alpha, score: Callable[[list], np.ndarray],
   if strategy.samples_cells:
     sampled = parallel.to_host(strategy.sample(
         alpha, jax.random.key(seed + 4), num_samples))
-    cells = [_cell(space, {t: c[j] for t, c in sampled.items()})
-             for j in range(num_samples)]
+    cells = [space.from_decisions(arc) for arc in sampled]
     scores = np.asarray(score(cells))
     best = int(np.argmax(scores))
     return Derivation(cells[best], float(scores[best]), random_scores, scores)
@@ -298,13 +264,14 @@ def derive(space, strategy, alpha, score: Callable[[list], np.ndarray],
 
 
 def score_cells(state, score, space, cells, batches) -> np.ndarray:
-  """Mean accuracy of every cell over `batches` (preprocessed)."""
+  """Mean accuracy of every cell over `batches`: `score` is the jitted
+  `OneShotFamily.reward` (the shared weights, BatchNorm on each batch's
+  statistics; one compiled program for every cell)."""
   out = []
   for cell in cells:
     loop.check_terminated()
-    index = space.arch_index(cell)
-    accs = [score(state.params, state.batch_stats, index, b['image'],
-                  b['label']) for b in batches]
+    mixing = space.arch_mixing(cell)
+    accs = [score(state.params, state.batch_stats, mixing, b) for b in batches]
     out.append(float(np.mean(jax.device_get(accs))))
   return np.asarray(out)
 
@@ -355,7 +322,7 @@ class OneShotResult:
   workdir: str | None = None
 
 
-def _derive_batches(val, config, prep, mesh):
+def _derive_batches(val, config, mesh):
   k = config.derive.batches
   bs = config.batch_size
   if len(val) < bs:
@@ -364,9 +331,9 @@ def _derive_batches(val, config, prep, mesh):
         f'than one batch of {bs}.')
   out = []
   for i in range(min(k, len(val) // bs)):
-    b = {'image': prep(val.images[i * bs:(i + 1) * bs], None, False),
+    b = {'image': val.images[i * bs:(i + 1) * bs],
          'label': val.labels[i * bs:(i + 1) * bs]}
-    out.append(parallel.shard_batch(jax.device_get(b), mesh))
+    out.append(parallel.shard_batch(b, mesh))
   return out
 
 
@@ -425,7 +392,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   controller = strategy.samples_cells
   if controller:
     update_fn = make_controller_update(family, strategy, mesh)
-    frequencies = cell_frequencies(strategy, strategy.seq.num_ops)
+    frequencies = cell_frequencies(strategy)
     ctrl_key = jax.random.key(config.seed + 3)
     n_upd, n_agg = strategy.train_steps, strategy.num_aggregate
     # The controller's batches: the validation half in its own order, one
@@ -531,15 +498,15 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                          p['cell'], records, state, p, workdir)
 
   # Derivation: cells scored on fixed validation batches.
-  scorer = make_scorer(model, space)
-  batches = _derive_batches(val, config, prep, mesh)
+  batches = _derive_batches(val, config, mesh)
   n = config.derive.num_samples
   report.message(f'Deriving: scoring {n} uniformly random cells' +
                  (f' and {n} sampled from the controller' if controller
                   else '') + f' on {len(batches)} validation batches with '
                  'the shared weights.')
+  score = jax.jit(family.reward)
   d = derive(space, strategy, state.alpha, lambda cells: score_cells(
-      state, scorer, space, cells, batches), n, config.seed)
+      state, score, space, cells, batches), n, config.seed)
   cell, cell_acc, random_acc = d.cell, d.score, d.random_scores
   summary = {**result.summary(total_steps, t0, mesh.devices.size),
              'space': config.space, 'strategy': config.strategy.name,

@@ -125,10 +125,14 @@ def test_a_mixing_is_used_as_given_and_a_genotype_mixes_its_edges():
   with pytest.raises(ValueError, match=r"alpha\['normal'\] has shape"):
     apply({t: a[:, :4] for t, a in alpha.items()})
   g = genotype.DARTS_V2
-  index = space.arch_index(g)
+  hard = space.arch_mixing(g)
   prims = space.cell.primitives
+  index = {}
   for t, pairs in (('normal', g.normal), ('reduce', g.reduce)):
-    assert np.sum(index[t] > 0) == len(pairs) == 8
+    w = hard[t].weights
+    assert w.shape == (14, 8) and w.sum() == len(pairs) == 8
+    assert set(np.unique(w)) == {0.0, 1.0}  # DARTS_V2: distinct inputs.
+    index[t] = np.where(w.any(1), w.argmax(1), 0)
     for k, (op, j) in enumerate(pairs):
       assert prims[index[t][space.cell.edge_index(k // 2, j)]] == op
   back = space.from_alpha({t: np.eye(8)[i] for t, i in index.items()})
@@ -136,7 +140,6 @@ def test_a_mixing_is_used_as_given_and_a_genotype_mixes_its_edges():
     assert [sorted(a[2 * n:2 * n + 2]) for n in range(4)] == [
         sorted(b[2 * n:2 * n + 2]) for n in range(4)]
   assert space.from_string(space.to_string(g)) == g
-  hard = {t: mixing.one_hot(i, 8) for t, i in index.items()}
   # Perturb the weights of one normal edge of cell 0: an edge the genotype
   # does not use changes nothing, one it uses changes the output.
 

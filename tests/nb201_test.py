@@ -283,7 +283,10 @@ def test_the_space_object_derives_and_samples_cells():
   cells = np.asarray([space.random_arch(rng) for _ in range(5000)])
   counts = np.bincount(cells.ravel(), minlength=5)
   assert np.all(np.abs(counts - 6000) < 4 * np.sqrt(6000 * 0.8)), counts
-  assert space.arch_index(CELL)['cell'].tolist() == list(CELL)
+  m = space.arch_mixing(CELL)['cell']
+  assert m.index.tolist() == list(CELL)
+  np.testing.assert_array_equal(m.weights, np.eye(5)[list(CELL)])
+  assert space.from_decisions(np.asarray(CELL)) == CELL
 
 
 # An independent NumPy forward pass of the discrete network in inference

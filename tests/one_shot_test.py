@@ -66,16 +66,18 @@ def test_each_strategy_searches_derives_and_looks_the_cell_up(
   assert again.cell == cell
 
 
-@pytest.mark.parametrize('strategy', ['gdas', 'rsps'])
-def test_the_darts_cell_is_searched_by_gdas_and_rsps(strategy, tmp_path):
+@pytest.mark.parametrize('strategy', ['gdas', 'rsps', 'enas'])
+def test_the_darts_cell_is_searched_by_gdas_rsps_and_enas(strategy, tmp_path):
   """The DARTS cell through the one-shot loop: a genotype derived by the
-  DARTS rule (GDAS) or the best random genotype (RSPS), written as the
-  reference writes it."""
+  DARTS rule (GDAS), the best random genotype (RSPS) or the best of the
+  micro controller's samples (ENAS), written as the reference writes it."""
   from nasjax import genotype  # pylint: disable=g-import-not-at-top
   from nasjax.search_spaces import darts_cell_one_shot  # pylint: disable=g-import-not-at-top
   c = configs.one_shot(f'darts_cell_{strategy}_tiny')
-  result = one_shot.search(c, str(tmp_path), data.load('digits'),
-                           progress='none')
+  ds = data.load('digits')
+  if strategy == 'enas':  # A whole epoch (4 steps), then the controller's.
+    c.max_steps, ds = 0, _small_digits()
+  result = one_shot.search(c, str(tmp_path), ds, progress='none')
   s = result.summary
   assert result.status == 'completed' and s['space'] == 'darts_cell'
   assert isinstance(result.cell, genotype.Genotype)
@@ -83,8 +85,12 @@ def test_the_darts_cell_is_searched_by_gdas_and_rsps(strategy, tmp_path):
   if strategy == 'gdas':
     assert result.cell == darts_cell_one_shot.SPACE.from_alpha(
         jax.device_get(result.state.alpha))
-  else:
+  elif strategy == 'rsps':
     assert s['supernet_accuracy'] == s['random_supernet_accuracy_best']
+  else:
+    assert s['supernet_accuracy'] >= s['sampled_supernet_accuracy_median']
+    assert result.history[0].train['controller/reward'] >= 0
+  assert result.history[0].alpha['normal'].shape == (14, 8)
   with open(tmp_path / 'cell.txt') as f:
     assert genotype.from_notation(f.read()) == result.cell
   assert 'lookup' not in s
@@ -143,15 +149,15 @@ def test_bad_one_shot_configs_are_refused_naming_the_field():
   with pytest.raises(errors.ConfigError, match="Unknown config variant"):
     configs.one_shot('nb201_evolution')
   with pytest.raises(errors.ConfigError, match="Unknown config variant"):
-    configs.one_shot('darts_cell_enas')
+    configs.one_shot('darts_cell_darts')
   c = configs.one_shot('darts_cell_gdas_tiny')
   c.table = '/some/nb201.csv'
   with pytest.raises(errors.ConfigError, match='config.table'):
     one_shot.search(c, None, data.load('digits'), progress='none')
   c = configs.one_shot('darts_cell_rsps_tiny')
-  c.strategy.name = 'enas'
-  with pytest.raises(errors.ConfigError, match='darts_cell space is '
-                     "searched by \\['gdas', 'random_sampling'\\]"):
+  c.strategy.name = 'darts'
+  with pytest.raises(errors.ConfigError, match='darts_cell space is searched '
+                     "by \\['enas', 'gdas', 'random_sampling'\\]"):
     one_shot.search(c, None, data.load('digits'), progress='none')
   c = configs.one_shot('nb201_enas_tiny')
   c.strategy.controller.num_aggregate = 0

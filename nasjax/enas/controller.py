@@ -10,7 +10,7 @@ map onto ours one to one:
 | `lstm/layer_0/w` | `lstm/kernel` | [2H, 4H]: gates `concat([x, h]) @ W`, split i, f, o, g; no bias |
 | `g_emb` | `g_emb` | [1, H] stored as [H] |
 | `emb/w` | `w_emb` | [ops, H] |
-| `softmax/w`, `softmax/b` (micro) | `w_soft`, `b_soft` | [H, ops], [ops] (micro b init [10, 10, 0, ...]) |
+| `softmax/w`, `softmax/b` (micro) | `w_soft`, `b_soft` | [H, ops], [ops] (micro b init [10, 10, 0, 0, 0]: `OP_BIAS`) |
 | `attention/w_1`, `w_2`, `v` | `w_attn_1`, `w_attn_2`, `v_attn` | [H, H], [H, H], [H, 1] stored as [H] |
 
 All weights start uniform(-0.1, 0.1), as in the reference.
@@ -21,6 +21,9 @@ NB201 ENAS (`search_model_enas_utils.Controller`) samples it: per edge, the
 LSTM output through `w_soft` (no bias), temperature and tanh constant, the
 chosen op's embedding as the next input (AutoDL stacks 2 LSTM layers of 32
 units; this is the reference's one layer). The arc is int [E] per cell type.
+Over the DARTS cell it is the micro controller
+(`search_spaces.darts_cell_one_shot.CellDecisions`: a `MicroSpace` of 4
+nodes and DARTS's 7 ops without `none`, op biases by name).
 
 The recurrent (PTB) controller is the corrected reference's
 (`google-research/google-research`, `enas_lm/src/controller.py`): the same
@@ -57,10 +60,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nasjax.mixing import OpSequence
 from nasjax.search_spaces.enas import MacroSpace, MicroSpace, RecurrentSpace
 
-# The micro normal cell's fixed op bias, added after the tanh (reference).
-NORMAL_OP_BIAS = (0.25, 0.25, -0.25, -0.25, -0.25)
+# The micro controller's op biases, by op name: (the initial value of the
+# learnt bias `b_soft`, the normal cell's fixed bias added after the tanh).
+# The reference's 5 ops are, in order, (10, 0.25), (10, 0.25), (0, -0.25),
+# (0, -0.25), (0, -0.25); the DARTS cell's skip_connect is ENAS's identity,
+# and ops ENAS does not have (dilated convolutions) start at (0, 0).
+OP_BIAS = {'sep_conv_3x3': (10.0, 0.25), 'sep_conv_5x5': (10.0, 0.25),
+           'avg_pool_3x3': (0.0, -0.25), 'max_pool_3x3': (0.0, -0.25),
+           'identity': (0.0, -0.25), 'skip_connect': (0.0, -0.25)}
+
+
+def op_bias(ops) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(b_soft's initial value, the normal cell's fixed bias) of micro ops."""
+  pairs = [OP_BIAS.get(op, (0.0, 0.0)) for op in ops]
+  return tuple(b for b, _ in pairs), tuple(f for _, f in pairs)
 
 
 def _uniform(scale):
@@ -89,7 +105,7 @@ class ControllerParams(nn.Module):
   """Creates a controller's parameters (see the module docstring)."""
   num_ops: int
   size: int = 64
-  op_bias_init: tuple[float, ...] | None = None  # micro: [10, 10, 0, ...]
+  op_bias_init: tuple[float, ...] | None = None  # micro: `op_bias`
   init_scale: float = 0.1
   # False: the op logits are h @ w_emb^T (the recurrent controller).
   softmax: bool = True
@@ -138,45 +154,6 @@ RECURRENT = ControllerConfig(temperature=5.0, tanh_constant=2.25,
 DISTANCE_PRIOR = 6.0
 
 
-@dataclasses.dataclass(frozen=True)
-class OpSequence:
-  """A controller's view of a one-shot space: one op decision per edge,
-  cell types in sorted order, every type with the same number of ops.
-
-  Attributes:
-    edges: ((cell type, number of edges), ...).
-    num_ops: ops per edge.
-  """
-  edges: tuple[tuple[str, int], ...]
-  num_ops: int
-
-  @classmethod
-  def of(cls, alpha_shapes: dict[str, tuple[int, int]]) -> 'OpSequence':
-    """From a `nasjax.mixing.OneShotSpace`'s `alpha_shapes()`."""
-    ops = {k for _, k in alpha_shapes.values()}
-    if len(ops) != 1:
-      raise ValueError('The controller needs the same number of ops on every '
-                       f'cell type, got {alpha_shapes}.')
-    return cls(tuple((t, e) for t, (e, _) in sorted(alpha_shapes.items())),
-               ops.pop())
-
-  @property
-  def ops(self):
-    return range(self.num_ops)
-
-  @property
-  def num_edges(self) -> int:
-    return sum(e for _, e in self.edges)
-
-  def split(self, arc) -> dict:
-    """The arc [..., E total] as {cell type: [..., E]}."""
-    out, start = {}, 0
-    for t, e in self.edges:
-      out[t] = arc[..., start:start + e]
-      start += e
-    return out
-
-
 class Sample(NamedTuple):
   arc: object               # micro: int [2, 4B]; macro: {'ops', 'skips'}
   log_prob: jax.Array
@@ -189,7 +166,7 @@ def init(key, space, config: ControllerConfig = MICRO) -> dict:
   """The controller's parameters for `space` (a MicroSpace, MacroSpace,
   RecurrentSpace or OpSequence)."""
   micro = isinstance(space, MicroSpace)
-  bias = (10.0, 10.0) + (0.0,) * (len(space.ops) - 2) if micro else None
+  bias = op_bias(space.ops)[0] if micro else None
   return ControllerParams(
       len(space.ops), config.lstm_size, bias, config.init_scale,
       softmax=not isinstance(space, RecurrentSpace)).init(key)['params']
@@ -240,7 +217,7 @@ def _micro_cell(params, config, space, carry, key, forced, mode,
     w1 = w1.at[k].set(carry[1] @ params['w_attn_1'])
   op_tanh = (None if config.tanh_constant is None else
              config.tanh_constant / config.op_tanh_reduce)
-  fixed = jnp.asarray(NORMAL_OP_BIAS[:len(space.ops)] if use_bias else
+  fixed = jnp.asarray(op_bias(space.ops)[1] if use_bias else
                       (0.0,) * len(space.ops))
 
   def node(scan_carry, inputs):
@@ -404,9 +381,14 @@ def _empty(space):
           'skips': jnp.zeros((n, n), jnp.int32)}
 
 
+_SAMPLERS = ((MicroSpace, _micro), (MacroSpace, _macro),
+             (RecurrentSpace, _recurrent), (OpSequence, _sequence))
+
+
 def _run(params, space, config, key, forced, mode) -> Sample:
-  fn = {MicroSpace: _micro, MacroSpace: _macro, RecurrentSpace: _recurrent,
-        OpSequence: _sequence}[type(space)]
+  fn = next((f for cls, f in _SAMPLERS if isinstance(space, cls)), None)
+  if fn is None:
+    raise TypeError(f'Unknown space {type(space).__name__}.')
   return fn(params, space, config, key, forced, mode)
 
 
@@ -426,7 +408,4 @@ def most_likely(params, *, space, config: ControllerConfig = MICRO
 def log_prob(params, arc, *, space, config: ControllerConfig = MICRO
              ) -> Sample:
   """Scores a given arc (teacher forcing); `.arc` echoes it."""
-  if not isinstance(space, (MicroSpace, MacroSpace, RecurrentSpace,
-                            OpSequence)):
-    raise TypeError(f'Unknown space {type(space).__name__}.')
   return _run(params, space, config, jax.random.key(0), arc, 'teacher')

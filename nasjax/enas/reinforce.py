@@ -110,14 +110,14 @@ def baselines(baseline, rewards, decay: float):
   return jax.lax.scan(step, baseline, rewards)
 
 
-def update(state: ControllerState, arcs, scores, *,
-           score: Callable, tx: optax.GradientTransformation,
-           entropy_weight: float = 1e-4, decay: float = 0.99,
-           skip_weight: float = 0.0):
+def step(params, opt_state, baseline, arcs, scores, *, score: Callable,
+         tx: optax.GradientTransformation, entropy_weight: float = 1e-4,
+         decay: float = 0.99, skip_weight: float = 0.0):
   """One controller update from N children.
 
   Args:
-    state: the controller's state.
+    params, opt_state, baseline: the controller's weights, its optimiser's
+      state and the EMA of the reward.
     arcs: the N children's arcs, stacked (micro [N, 2, 4B]; macro a dict of
       [N, ...]).
     scores: [N] each child's task reward on its validation batch: its
@@ -129,32 +129,38 @@ def update(state: ControllerState, arcs, scores, *,
       for macro (0 for micro).
 
   Returns:
-    (new state, metrics: mean reward, baseline, advantage, entropy, log p,
-    skip penalty and skips, loss).
+    (params, opt_state, baseline, metrics: mean reward, baseline,
+    advantage, entropy, log p, skip penalty and skips, loss).
   """
   scores = jnp.asarray(scores, jnp.float32)
 
   def loss_fn(params):
     s = jax.vmap(score, in_axes=(None, 0))(params, arcs)
     rewards = scores + entropy_weight * jax.lax.stop_gradient(s.entropy)
-    final, per_child = baselines(state.baseline, rewards, decay)
+    final, per_child = baselines(baseline, rewards, decay)
     advantage = jax.lax.stop_gradient(rewards - per_child)
     loss = (-jnp.mean(s.log_prob * advantage) +
             skip_weight * jnp.mean(s.skip_penalty))
     return loss, (final, rewards, advantage, s)
 
   (loss, (final, rewards, advantage, s)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  new = state.replace(params=params, opt_state=opt_state, baseline=final,
-                      step=state.step + 1)
+      loss_fn, has_aux=True)(params)
+  updates, opt_state = tx.update(grads, opt_state, params)
+  params = optax.apply_updates(params, updates)
   metrics = {'reward': rewards.mean(), 'baseline': final,
              'advantage': advantage.mean(), 'entropy': s.entropy.mean(),
              'log_prob': s.log_prob.mean(),
              'skip_penalty': s.skip_penalty.mean(),
              'skips': s.skips.astype(jnp.float32).mean(), 'loss': loss}
-  return new, metrics
+  return params, opt_state, final, metrics
+
+
+def update(state: ControllerState, arcs, scores, **kwargs):
+  """`step` on a `ControllerState`: (new state, metrics)."""
+  params, opt_state, baseline, metrics = step(
+      state.params, state.opt_state, state.baseline, arcs, scores, **kwargs)
+  return state.replace(params=params, opt_state=opt_state, baseline=baseline,
+                       step=state.step + 1), metrics
 
 
 def phase_means(updates: list[dict], epoch: int, train_steps: int,

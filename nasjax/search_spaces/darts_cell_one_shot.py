@@ -1,5 +1,6 @@
 """The DARTS convolutional cell as a one-shot space (`nasjax.mixing`), so
-that GDAS and random sampling search it through the one-shot loop.
+that GDAS, random sampling and ENAS's controller search it through the
+one-shot loop.
 
 alpha is {'normal': [14, 8], 'reduce': [14, 8]}; the supernet is the DARTS
 search network (`nasjax.darts.model.SearchNetwork`), which takes a
@@ -10,14 +11,57 @@ GDAS's gradient reaches every op's weight (no conditionals, as the NB201
 supernet's selected-op path has). An architecture is a DARTS `Genotype`:
 derived from alpha by the DARTS rule (two strongest inputs per node, no
 `none`), drawn uniformly as `genotype.random_genotype` draws it, and mixed
-as one-hot rows on its edges and `none` on the others.
+as rows of its ops' weights on its edges and zero rows on the others.
+
+ENAS's controller decides per node two (input, op) pairs, as on ENAS's
+micro space (`CellDecisions`); a node may read one input twice, through
+two ops or one op twice, and its edge then carries both: the row's weight
+is 1 on each of the two ops (2 on one op chosen twice), which is what the
+discrete cell computes (the two pairs' outputs summed).
 """
 
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
 
+from nasjax import mixing as mixing_lib
 from nasjax.search_spaces import darts_cell
+from nasjax.search_spaces import enas as enas_space
+
+
+@dataclasses.dataclass(frozen=True)
+class CellDecisions(enas_space.MicroSpace):
+  """ENAS's micro decisions over a DARTS cell: per node of both cell types,
+  two inputs and two of `ops` (the cell's primitives without `none`), in
+  the micro arc's layout (int [2, 4 * num_nodes]: per node input_1, op_1,
+  input_2, op_2; normal then reduce)."""
+  cell: darts_cell.DartsCellSpace = darts_cell.DartsCellSpace()
+
+  @classmethod
+  def of(cls, cell: darts_cell.DartsCellSpace) -> 'CellDecisions':
+    if cell.num_inputs != 2:
+      raise ValueError('ENAS decisions need a cell of 2 inputs, got '
+                       f'{cell.num_inputs}.')
+    return cls(num_nodes=cell.steps,
+               ops=tuple(p for p in cell.primitives if p != 'none'),
+               cell=cell)
+
+  def mixing(self, arc) -> dict[str, mixing_lib.Mixing]:
+    """The mixing of an arc (traceable): each pair's op weight 1 on its
+    edge, added up where a node reads one input twice."""
+    tokens = jnp.asarray(arc).reshape(2, self.num_nodes, 4)
+    offset = np.asarray([self.cell.edge_index(i, 0)
+                         for i in range(self.num_nodes)])
+    column = jnp.asarray([self.cell.primitives.index(op) for op in self.ops])
+    shape = (self.cell.num_edges, self.cell.num_ops)
+    out = {}
+    for c, t in enumerate(enas_space.CELLS):
+      tok = tokens[c]
+      edges = jnp.concatenate([offset + tok[:, 0], offset + tok[:, 2]])
+      ops = jnp.concatenate([column[tok[:, 1]], column[tok[:, 3]]])
+      out[t] = mixing_lib.Mixing(jnp.zeros(shape).at[edges, ops].add(1.0))
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,18 +88,30 @@ class DartsCellOneShot:
     from nasjax import genotype  # pylint: disable=g-import-not-at-top
     return genotype.random_genotype(self.cell, rng)
 
-  def arch_index(self, arch):
-    """{cell type: [14]}: each edge's op in the genotype, `none` (0) on the
-    edges it does not use."""
-    if self.cell.primitives[0] != 'none':
-      raise ValueError("Mixing a genotype needs 'none' as the first op.")
+  def arch_mixing(self, arch):
+    """{cell type: Mixing([14, 8])}: on each edge the genotype uses, weight
+    1 on its op (on both ops, or 2 on one, where a node reads the edge's
+    input twice); zero rows on the others."""
     out = {}
     for t, pairs in (('normal', arch.normal), ('reduce', arch.reduce)):
-      index = np.zeros(self.cell.num_edges, np.int32)
+      w = np.zeros((self.cell.num_edges, self.cell.num_ops), np.float32)
       for k, (op, j) in enumerate(pairs):
-        index[self.cell.edge_index(k // 2, j)] = self.cell.primitives.index(op)
-      out[t] = index
+        w[self.cell.edge_index(k // 2, j), self.cell.primitives.index(op)] += 1
+      out[t] = mixing_lib.Mixing(w)
     return out
+
+  def decisions(self) -> CellDecisions:
+    return CellDecisions.of(self.cell)
+
+  def from_decisions(self, arc):
+    """The genotype of a micro arc of `decisions()`."""
+    from nasjax import genotype  # pylint: disable=g-import-not-at-top
+    d = self.decisions()
+    tokens = np.asarray(arc).reshape(2, d.num_nodes, 4)
+    normal, reduce = (tuple((d.ops[n[o]], int(n[i])) for n in cell
+                            for i, o in ((0, 1), (2, 3))) for cell in tokens)
+    return genotype.Genotype(normal, self.cell.concat, reduce,
+                             self.cell.concat)
 
   def to_string(self, arch):
     from nasjax import genotype  # pylint: disable=g-import-not-at-top

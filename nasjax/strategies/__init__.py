@@ -19,7 +19,7 @@ cells sampled from it).
 They import no space: `nasjax.mixing` is the whole protocol.
 """
 
-from nasjax.enas.controller import OpSequence
+from nasjax.mixing import OpSequence
 from nasjax.strategies.darts import Darts
 from nasjax.strategies.enas import Enas
 from nasjax.strategies.gdas import Gdas

@@ -36,9 +36,11 @@ from nasjax.enas import reinforce
 
 @dataclasses.dataclass(frozen=True)
 class Enas:
-  """Attributes: `seq`, the space's edges (`OpSequence.of(space.alpha_shapes())`);
-  the rest, the controller's settings (see the module docstring)."""
-  seq: controller_lib.OpSequence
+  """Attributes: `seq`, the space's decisions (`space.decisions()`: an
+  `OpSequence` of one op per edge, or micro decisions; each with
+  `mixing(arc)`); the rest, the controller's settings (see the module
+  docstring)."""
+  seq: object
   lstm_size: int = 32
   temperature: float = 5.0
   tanh_constant: float = 2.5
@@ -76,40 +78,41 @@ class Enas:
         lambda alpha: tx.init(alpha['controller']), tx.update)
 
   def sample(self, alpha, key, n: int):
-    """n cells from the controller: {cell type: int [n, E]}."""
+    """n arcs from the controller, stacked ([n, ...]; `space.from_decisions`
+    of one is its architecture)."""
     one = lambda k: controller_lib.sample(alpha['controller'], k,
                                           space=self.seq,
                                           config=self.config).arc
-    return self.seq.split(jax.vmap(one)(jax.random.split(key, n)))
+    return jax.vmap(one)(jax.random.split(key, n))
 
   def most_likely(self, alpha):
-    """The greedy cell: {cell type: int [E]}."""
-    return self.seq.split(controller_lib.most_likely(
-        alpha['controller'], space=self.seq, config=self.config).arc)
+    """The greedy arc."""
+    return controller_lib.most_likely(alpha['controller'], space=self.seq,
+                                      config=self.config).arc
+
+  def arc_mixing(self, arc) -> dict[str, mixing_lib.Mixing]:
+    """The mixing of one arc (the space's decisions say how)."""
+    return self.seq.mixing(arc)
 
   def mixing(self, alpha, key, progress):
     del progress
-    cell = jax.lax.stop_gradient(self.sample(alpha, key, 1))
-    return {t: mixing_lib.one_hot(i[0], self.seq.num_ops)
-            for t, i in cell.items()}
+    return self.arc_mixing(jax.lax.stop_gradient(self.sample(alpha, key,
+                                                             1)[0]))
 
   def update(self, alpha, opt_state, key, reward):
-    """One REINFORCE update: `num_aggregate` cells sampled, `reward(cells,
-    k)` the [num_aggregate] task rewards of the stacked cells
-    ({type: [n, E]}). Returns (alpha, opt_state, metrics)."""
-    seq, n = self.seq, self.num_aggregate
+    """One REINFORCE update: `num_aggregate` arcs sampled, `reward(arcs, k)`
+    the [num_aggregate] task rewards of the stacked arcs. Returns (alpha,
+    opt_state, metrics)."""
     k_sample, k_reward = jax.random.split(key)
-    arcs = jax.vmap(lambda k: controller_lib.sample(
-        alpha['controller'], k, space=seq, config=self.config).arc)(
-            jax.random.split(k_sample, n))
-    scores = reward(seq.split(jax.lax.stop_gradient(arcs)), k_reward)
-    state = reinforce.ControllerState(alpha['controller'], opt_state,
-                                      alpha['baseline'], jnp.zeros((), int))
-    score = lambda p, a: controller_lib.log_prob(p, a, space=seq,
+    arcs = jax.lax.stop_gradient(self.sample(alpha, k_sample,
+                                             self.num_aggregate))
+    scores = reward(arcs, k_reward)
+    score = lambda p, a: controller_lib.log_prob(p, a, space=self.seq,
                                                  config=self.config)
-    state, metrics = reinforce.update(
-        state, arcs, scores, score=score, tx=self._tx(),
-        entropy_weight=self.entropy_weight, decay=self.baseline_decay)
-    return ({'controller': state.params, 'baseline': state.baseline},
-            state.opt_state, metrics)
+    params, opt_state, baseline, metrics = reinforce.step(
+        alpha['controller'], opt_state, alpha['baseline'], arcs, scores,
+        score=score, tx=self._tx(), entropy_weight=self.entropy_weight,
+        decay=self.baseline_decay)
+    return ({'controller': params, 'baseline': baseline}, opt_state,
+            metrics)
 

@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from nasjax import mixing as mixing_lib
 from nasjax.search_spaces.nb201 import encoding
 
 
@@ -34,8 +35,18 @@ class Nb201Space:
   def random_arch(self, rng):
     return encoding.random_cell(rng)
 
-  def arch_index(self, arch):
-    return {'cell': np.asarray(encoding.check(arch), np.int32)}
+  def arch_mixing(self, arch):
+    """{'cell': the one-hot Mixing of the cell's ops}: each edge computes
+    its op only."""
+    return {'cell': mixing_lib.one_hot(np.asarray(encoding.check(arch),
+                                                  np.int32), encoding.NUM_OPS)}
+
+  def decisions(self) -> mixing_lib.OpSequence:
+    """One op per edge (ENAS's controller, as AutoDL's NB201 ENAS)."""
+    return mixing_lib.OpSequence.of(self.alpha_shapes())
+
+  def from_decisions(self, arc):
+    return encoding.check(tuple(int(i) for i in np.asarray(arc)))
 
   def to_string(self, arch):
     return encoding.to_string(arch)

@@ -61,7 +61,7 @@ def main(argv):
   from nasjax import parallel
   from nasjax.configs import enas_search
   from nasjax.enas import child as child_lib
-  from nasjax.enas import controller as controller_lib
+  from nasjax.strategies import controller as controller_lib
   from nasjax.enas import search
   from nasjax.enas import step as step_lib
 

@@ -69,7 +69,7 @@ def main(argv):
                          dropout_e=0.1)
     alpha, weight_decay = {}, 8e-7
   elif mode == 'enas_child':
-    from nasjax.enas import controller as controller_lib  # pylint: disable=g-import-not-at-top
+    from nasjax.strategies import controller as controller_lib  # pylint: disable=g-import-not-at-top
     from nasjax.enas import step as enas_step  # pylint: disable=g-import-not-at-top
     from nasjax.search_spaces import enas as enas_space  # pylint: disable=g-import-not-at-top
     shared = enas_space.RecurrentSpace()

@@ -18,7 +18,7 @@ import importlib
 from nasjax import errors
 from nasjax import layers
 from nasjax import ops
-from nasjax.enas import reinforce
+from nasjax.strategies import reinforce
 
 SEARCH_ARCH_MODES = ('second_order', 'first_order', 'finite_difference',
                      'weights_only')

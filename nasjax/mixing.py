@@ -67,6 +67,7 @@ class OpSequence:
   """
   edges: tuple[tuple[str, int], ...]
   num_ops: int
+  controller_kind = 'sequence'  # Which ENAS controller samples it.
 
   @classmethod
   def of(cls, alpha_shapes: dict[str, tuple[int, int]]) -> 'OpSequence':

@@ -58,7 +58,7 @@ from nasjax import progress as progress_lib
 from nasjax import strategies as strategies_lib
 from nasjax import train_state
 from nasjax.darts import optim
-from nasjax.enas import reinforce
+from nasjax.strategies import reinforce
 from nasjax.darts import step as step_lib
 from nasjax.data import pipeline
 from nasjax.train_state import SearchState

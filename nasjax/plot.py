@@ -288,7 +288,7 @@ def arc_distribution(run, num_samples: int = 500, seed: int = 0):
   drawn from `run.state`'s controller."""
   import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  from nasjax.enas import controller as controller_lib  # pylint: disable=g-import-not-at-top
+  from nasjax.strategies import controller as controller_lib  # pylint: disable=g-import-not-at-top
   space = run.space
   cfg = run.controller_config
   fn = jax.jit(jax.vmap(functools.partial(controller_lib.sample, space=space,

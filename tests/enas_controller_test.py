@@ -10,8 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from nasjax.enas import controller as C
-from nasjax.enas import reinforce as R
+from nasjax.strategies import controller as C
+from nasjax.strategies import reinforce as R
 from nasjax.search_spaces.enas import MacroSpace, MicroSpace
 
 # Small controllers: the functions are the same at any size.

@@ -23,7 +23,7 @@ from nasjax import parallel
 from nasjax.darts import rnn
 from nasjax.darts import rnn_search
 from nasjax.data import ptb
-from nasjax.enas import controller as controller_lib
+from nasjax.strategies import controller as controller_lib
 from nasjax.enas import lm_search
 from nasjax.enas import step as step_lib
 from nasjax.final import lm_train

@@ -252,7 +252,7 @@ def test_guard_rejects_a_non_finite_new_state_with_finite_metrics():
   moment, deep in the tree) keeps the old state and reports finite=False;
   integer leaves are not inspected; a finite update is taken."""
   from nasjax import train_state  # pylint: disable=g-import-not-at-top
-  from nasjax.enas import reinforce  # pylint: disable=g-import-not-at-top
+  from nasjax.strategies import reinforce  # pylint: disable=g-import-not-at-top
   tx = reinforce.adam(0.01)
   old = reinforce.create({'w': jnp.ones((3,))}, tx)
   grads = {'w': jnp.asarray([0.1, -0.2, 0.3])}

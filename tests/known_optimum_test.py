@@ -37,9 +37,9 @@ from nasjax import parallel
 from nasjax import genotype as genotype_lib
 from nasjax.configs import enas_rnn_search
 from nasjax.configs import enas_search
-from nasjax.enas import controller as C
+from nasjax.strategies import controller as C
 from nasjax.enas import lm_search
-from nasjax.enas import reinforce as R
+from nasjax.strategies import reinforce as R
 from nasjax.enas import search as enas_search_lib
 from nasjax.darts import optim
 from nasjax.darts import step as darts_step

@@ -94,7 +94,7 @@ def test_enas_decisions_over_the_darts_cell_mix_and_derive_genotypes():
   swapped, a node's edges offset wrongly, a repeated pair set instead of
   added."""
   from nasjax import genotype  # pylint: disable=g-import-not-at-top
-  from nasjax.enas import controller  # pylint: disable=g-import-not-at-top
+  from nasjax.strategies import controller  # pylint: disable=g-import-not-at-top
   from nasjax.search_spaces import darts_cell_one_shot  # pylint: disable=g-import-not-at-top
   space = darts_cell_one_shot.SPACE
   d = space.decisions()
@@ -141,7 +141,7 @@ def test_micro_op_biases_by_name_are_the_references_on_its_ops():
   """The micro controller's op biases follow the op names: on ENAS's ops,
   in its order, the reference's [10, 10, 0, 0, 0] and fixed [0.25, 0.25,
   -0.25, -0.25, -0.25]; on the DARTS cell's, the same per name."""
-  from nasjax.enas import controller  # pylint: disable=g-import-not-at-top
+  from nasjax.strategies import controller  # pylint: disable=g-import-not-at-top
   from nasjax.search_spaces import enas  # pylint: disable=g-import-not-at-top
   assert controller.op_bias(enas.MICRO_OPS) == (
       (10.0, 10.0, 0.0, 0.0, 0.0), (0.25, 0.25, -0.25, -0.25, -0.25))

@@ -56,8 +56,8 @@ from nasjax.darts import optim
 from nasjax.darts import rnn
 from nasjax.darts import rnn_search
 from nasjax.data import ptb
-from nasjax.enas import controller as controller_lib
-from nasjax.enas import reinforce
+from nasjax.strategies import controller as controller_lib
+from nasjax.strategies import reinforce
 from nasjax.enas import search as enas_search
 from nasjax.enas import step as step_lib
 from nasjax.search_spaces import enas as enas_space

@@ -53,8 +53,8 @@ from nasjax import platform
 from nasjax import progress as progress_lib
 from nasjax.data import pipeline
 from nasjax.enas import child as child_lib
-from nasjax.enas import controller as controller_lib
-from nasjax.enas import reinforce
+from nasjax.strategies import controller as controller_lib
+from nasjax.strategies import reinforce
 from nasjax.enas import step as step_lib
 from nasjax.search_spaces import enas as enas_space
 

@@ -37,8 +37,8 @@ from nasjax import train_state
 from nasjax import types
 from nasjax.darts import rnn
 from nasjax.darts import step as darts_step
-from nasjax.enas import controller as controller_lib
-from nasjax.enas import reinforce
+from nasjax.strategies import controller as controller_lib
+from nasjax.strategies import reinforce
 from nasjax.final import step as final_step
 
 

@@ -47,6 +47,7 @@ CELLS = ('normal', 'reduce')
 @dataclasses.dataclass(frozen=True)
 class MicroSpace:
   """ENAS cells: `num_nodes` new nodes, each two (input, op) pairs."""
+  controller_kind = 'micro'  # Which ENAS controller samples it.
   num_nodes: int = 5
   ops: tuple[str, ...] = MICRO_OPS
 
@@ -142,6 +143,7 @@ class MicroSpace:
 @dataclasses.dataclass(frozen=True)
 class MacroSpace:
   """ENAS whole networks: `num_layers` layers, an op and skips each."""
+  controller_kind = 'macro'  # Which ENAS controller samples it.
   num_layers: int = 12
   ops: tuple[str, ...] = MACRO_OPS
 
@@ -222,6 +224,7 @@ class RecurrentSpace:
   of the nodes no node reads) or 'all' (the corrected reference code: the
   mean of nodes 1..N).
   """
+  controller_kind = 'recurrent'  # Which ENAS controller samples it.
   num_nodes: int = 8
   ops: tuple[str, ...] = RECURRENT_OPS
   output: str = 'loose_ends'

@@ -16,7 +16,10 @@ baseline, `update` is one REINFORCE update, and the one-shot loop runs its
 updates after every epoch (`samples_cells`: the derived cell is the best of
 cells sampled from it).
 
-They import no space: `nasjax.mixing` is the whole protocol.
+They import no space: `nasjax.mixing` is the whole protocol. Beside them,
+`controller` (ENAS's LSTM samplers, chosen by the decisions'
+`controller_kind`) and `reinforce` (its REINFORCE update), which ENAS's own
+searches (`nasjax.enas`) use too.
 """
 
 from nasjax.mixing import OpSequence

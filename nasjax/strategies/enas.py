@@ -10,7 +10,7 @@ controller, no gradient). The controller's updates are `update`, run by
 the one-shot loop after every epoch: `train_steps` REINFORCE updates of
 `num_aggregate` sampled cells, each cell's reward its accuracy on its own
 validation batch plus `entropy_weight` times its entropy
-(`nasjax.enas.reinforce`). The derived cell is the best of
+(`nasjax.strategies.reinforce`). The derived cell is the best of
 `derive.num_samples` cells sampled from the controller, scored on the same
 validation batches.
 
@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import optax
 
 from nasjax import mixing as mixing_lib
-from nasjax.enas import controller as controller_lib
-from nasjax.enas import reinforce
+from nasjax.strategies import controller as controller_lib
+from nasjax.strategies import reinforce
 
 
 @dataclasses.dataclass(frozen=True)

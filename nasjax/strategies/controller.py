@@ -61,7 +61,6 @@ import jax
 import jax.numpy as jnp
 
 from nasjax.mixing import OpSequence
-from nasjax.search_spaces.enas import MacroSpace, MicroSpace, RecurrentSpace
 
 # The micro controller's op biases, by op name: (the initial value of the
 # learnt bias `b_soft`, the normal cell's fixed bias added after the tanh).
@@ -164,12 +163,13 @@ class Sample(NamedTuple):
 
 def init(key, space, config: ControllerConfig = MICRO) -> dict:
   """The controller's parameters for `space` (a MicroSpace, MacroSpace,
-  RecurrentSpace or OpSequence)."""
-  micro = isinstance(space, MicroSpace)
+  RecurrentSpace of `nasjax.search_spaces.enas`, or an OpSequence; the
+  sampler is chosen by its `controller_kind`)."""
+  micro = _kind(space) == 'micro'
   bias = op_bias(space.ops)[0] if micro else None
   return ControllerParams(
       len(space.ops), config.lstm_size, bias, config.init_scale,
-      softmax=not isinstance(space, RecurrentSpace)).init(key)['params']
+      softmax=_kind(space) != 'recurrent').init(key)['params']
 
 
 def _lstm(params, carry, x):
@@ -372,24 +372,29 @@ def _sequence(params, space, config, key, forced, mode) -> Sample:
 
 
 def _empty(space):
-  if isinstance(space, OpSequence):
+  if _kind(space) == 'sequence':
     return jnp.zeros((space.num_edges,), jnp.int32)
-  if isinstance(space, (MicroSpace, RecurrentSpace)):
+  if _kind(space) in ('micro', 'recurrent'):
     return jnp.zeros(space.arc_shape, jnp.int32)
   n = space.num_layers
   return {'ops': jnp.zeros((n,), jnp.int32),
           'skips': jnp.zeros((n, n), jnp.int32)}
 
 
-_SAMPLERS = ((MicroSpace, _micro), (MacroSpace, _macro),
-             (RecurrentSpace, _recurrent), (OpSequence, _sequence))
+_SAMPLERS = {'micro': _micro, 'macro': _macro, 'recurrent': _recurrent,
+             'sequence': _sequence}
+
+
+def _kind(space) -> str:
+  kind = getattr(space, 'controller_kind', None)
+  if kind not in _SAMPLERS:
+    raise TypeError(f'Unknown space {type(space).__name__}: no controller '
+                    'samples it.')
+  return kind
 
 
 def _run(params, space, config, key, forced, mode) -> Sample:
-  fn = next((f for cls, f in _SAMPLERS if isinstance(space, cls)), None)
-  if fn is None:
-    raise TypeError(f'Unknown space {type(space).__name__}.')
-  return fn(params, space, config, key, forced, mode)
+  return _SAMPLERS[_kind(space)](params, space, config, key, forced, mode)
 
 
 def sample(params, key, *, space, config: ControllerConfig = MICRO) -> Sample:

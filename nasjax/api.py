@@ -83,6 +83,8 @@ PAIRS = {
     ('darts_cell', 'gdas'): 'GDAS on the DARTS cell (the one-shot loop)',
     ('darts_cell', 'rsps'): 'random-sampling one-shot on the DARTS cell',
     ('darts_cell', 'enas'): "ENAS's micro controller over the DARTS cell",
+    ('enas_micro', 'darts'): "the DARTS search on ENAS's micro space (its "
+                             'ops and 5 nodes; darts_search enas_micro)',
 }
 
 
@@ -102,8 +104,8 @@ def search(dataset, config: Config = None, *, space: str | None = None,
       'digits', 'subset', 'tiny' for NB201; the DARTS and ENAS preset names
       otherwise).
     space, strategy: a pair of `PAIRS`: ('darts_cell', 'darts' | 'gdas' |
-      'rsps' | 'enas'), ('enas_micro', 'enas'), ('nb201', 'darts' | 'darts2' |
-      'gdas' | 'rsps' | 'enas').
+      'rsps' | 'enas'), ('enas_micro', 'enas' | 'darts'), ('nb201',
+      'darts' | 'darts2' | 'gdas' | 'rsps' | 'enas').
     workdir: checkpoints, TensorBoard, history, results; re-running with it
       resumes. None: nothing is written.
     callback: `callback(history)` after every epoch (e.g. a live plot).
@@ -111,11 +113,11 @@ def search(dataset, config: Config = None, *, space: str | None = None,
       'none'.
 
   Returns:
-    The DARTS cell: a `SearchResult` (`.genotype`, `.history`, `.alpha`).
-    ENAS: an `EnasSearchResult` (`.arc`, `.arc_string`). NB201 and the
-    DARTS cell by GDAS, RSPS or ENAS: a `nasjax.one_shot.OneShotResult` (`.cell`,
-    `.cell_string`, `.summary` with the table lookup when `config.table`
-    names one).
+    DARTS (on the DARTS cell or ENAS's micro space): a `SearchResult`
+    (`.genotype`, `.history`, `.alpha`). ENAS: an `EnasSearchResult`
+    (`.arc`, `.arc_string`). NB201 and the DARTS cell by GDAS, RSPS or
+    ENAS: a `nasjax.one_shot.OneShotResult` (`.cell`, `.cell_string`,
+    `.summary` with the table lookup when `config.table` names one).
   """
   platform.ensure_setup()
   dataset = _dataset(dataset)
@@ -128,6 +130,11 @@ def search(dataset, config: Config = None, *, space: str | None = None,
         f'are {sorted(PAIRS)}.')
   if (space, strategy) == ('darts_cell', 'darts'):
     space = None  # The DARTS search, as without a pair.
+  if (space, strategy) == ('enas_micro', 'darts'):
+    if config is None or isinstance(config, str):
+      config = 'enas_micro' + (f'_{config}' if config else '')
+    return search_lib.search(_config(config, configs.search, dataset),
+                             workdir, dataset, **kwargs)
   if space == 'enas_micro':
     return enas_search_lib.search(_config(config, configs.enas, dataset),
                                   workdir, dataset, **kwargs)

@@ -99,8 +99,8 @@ CASES = {
                   'config.train.drop_path_prob must be in [0, 1)'),
     'enas_preset_darts_genotype': (TRAIN, 'enas_tiny',
                                    ['--config.genotype=DARTS_V2'],
-                                   "config.model.kind is 'enas', but a DARTS "
-                                   'genotype needs'),
+                                   'config.genotype is a DARTS genotype '
+                                   'that is not an ENAS micro cell'),
     'selection_missing_data_dir': (SELECT, 'svr_cifar10_subset', [],
                                    'set --config.data_dir='),
     'enas_unknown_space': (ENAS, 'micro_tiny', ['--config.space=meso'],

@@ -18,6 +18,13 @@ ARG picks the variant:
                      --config.data.data_dir (batch files in the
                      cifar-10-batches-py layout).
   tiny               tests: C=4, 3 cells, a 4-op space, 2 steps.
+  enas_micro[_SIZE]  DARTS on ENAS's micro space: ENAS's ops (sep_conv_3x3,
+                     sep_conv_5x5, avg_pool_3x3, max_pool_3x3, identity as
+                     skip_connect; and none) and 5 nodes, each node's two
+                     inputs and ops relaxed as DARTS relaxes its cell; SIZE
+                     as above (tiny: 2 nodes). The genotype retrains in
+                     ENAS's final network: darts_train.py:enas (or
+                     enas_digits) --config.genotype=WORKDIR/genotype.json.
 Override any field from the command line, e.g.
   --config.search.arch_mode=first_order --config.epochs=10
 """
@@ -29,7 +36,13 @@ from nasjax.configs import common
 from nasjax.search_spaces import darts_cell
 
 
-VARIANTS = ('cifar10', 'cifar10_subset', 'digits', 'tiny')
+SIZES = ('cifar10', 'cifar10_subset', 'digits', 'tiny')
+VARIANTS = SIZES + ('enas_micro',) + tuple(f'enas_micro_{s}'
+                                           for s in SIZES[1:])
+# ENAS's micro ops in DARTS's names (its identity is skip_connect), 'none'
+# first as DARTS's derivation needs.
+ENAS_MICRO_PRIMITIVES = ('none', 'sep_conv_3x3', 'sep_conv_5x5',
+                         'avg_pool_3x3', 'max_pool_3x3', 'skip_connect')
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -37,6 +50,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg not in VARIANTS:
     raise errors.ConfigError(
         f'Unknown config variant {arg!r}; valid: {VARIANTS}.')
+  enas_micro = arg.startswith('enas_micro')
+  if enas_micro:
+    arg = arg[len('enas_micro_'):] or 'cifar10'
   # Reference seed 2; an epoch is one pass over the weight-training half.
   c = common.base(seed=2, batch_size=64, epochs=50, log_every_steps=20,
                   checkpoint_every_steps=200)
@@ -112,4 +128,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.search_space.steps = 2
     c.batch_size, c.epochs, c.max_steps = 8, 1, 2
     c.log_every_steps, c.checkpoint_every_steps = 1, 1
+  if enas_micro:
+    c.search_space.primitives = ENAS_MICRO_PRIMITIVES
+    c.search_space.steps = 2 if arg == 'tiny' else 5
   return c

@@ -82,9 +82,24 @@ class Nb201Final(nn.Module):
     return (logits, None) if train else logits
 
 
+def enas_arc_of(g) -> enas_space.EnasArc:
+  """A DARTS genotype of ENAS's micro ops (DARTS searched on the ENAS micro
+  space: `darts_search.py:enas_micro`) as the ENAS micro arc ENAS's final
+  network takes."""
+  space = enas_space.MicroSpace(num_nodes=len(g.normal) // 2)
+  try:
+    return enas_space.EnasArc(space, space.from_genotype(g))
+  except ValueError as e:
+    raise errors.ConfigError(
+        f'config.genotype is a DARTS genotype that is not an ENAS micro cell '
+        f'({e}); retrain it with a DARTS preset (model.kind cifar).'
+    ) from None
+
+
 def make_model(config: ml_collections.ConfigDict, arch, num_classes: int):
   """The discrete network of `arch`: a DARTS `Genotype` in NetworkCIFAR or
-  NetworkImageNet, or an `EnasArc` in ENAS's final network."""
+  NetworkImageNet, or an `EnasArc` in ENAS's final network (`train` turns
+  a genotype of ENAS's micro ops into one: `enas_arc_of`)."""
   m = config.model
   if m.kind not in NETWORKS:
     raise ValueError(f'Unknown model.kind {m.kind!r}; valid: {NETWORKS}.')
@@ -259,6 +274,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | None,
   # masked anyway, so round the batch up to a multiple of the devices.
   eval_batch_size = parallel.padded_batch(config.eval_batch_size, mesh)
   per_epoch = pipeline.steps_per_epoch(dataset.train, config.batch_size)
+  if config.model.kind == 'enas' and isinstance(genotype,
+                                                genotype_lib.Genotype):
+    genotype = enas_arc_of(genotype)  # DARTS on the ENAS micro space.
   # Before the workdir: a network that cannot be built writes nothing.
   model, tx, prep, schedule, drop_path = build(config, dataset, genotype,
                                                per_epoch)

@@ -122,6 +122,24 @@ class MicroSpace:
   def from_tokens(self, tokens) -> np.ndarray:
     return self.check(tokens)
 
+  def from_genotype(self, g) -> np.ndarray:
+    """The arc of a genotype in DARTS notation whose ops are this space's
+    (skip_connect as identity), two pairs per node, `num_nodes` nodes: what
+    DARTS derives on this space (`darts_search.py:enas_micro`). Its concat
+    is not read (an ENAS cell concatenates its loose ends)."""
+    names = [('skip_connect' if op == 'identity' else op) for op in self.ops]
+    a = np.zeros(self.arc_shape, np.int32)
+    for c, pairs in enumerate((g.normal, g.reduce)):
+      if len(pairs) != 2 * self.num_nodes:
+        raise ValueError(f'An ENAS micro cell of {self.num_nodes} nodes has '
+                         f'{2 * self.num_nodes} pairs, got {len(pairs)}.')
+      for k, (op, j) in enumerate(pairs):
+        if op not in names:
+          raise ValueError(f'Op {op!r} is not one of the ENAS micro ops '
+                           f'{names}.')
+        a[c, 2 * k], a[c, 2 * k + 1] = j, names.index(op)
+    return self.check(a)
+
   def to_genotype(self, arc):
     """The arc in DARTS notation (`genotype.Genotype`): per node (op, input)
     twice, identity as skip_connect, the loose ends as concat. Only the

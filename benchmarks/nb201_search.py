@@ -52,6 +52,8 @@ _CELLS = flags.DEFINE_integer('cells_per_stage', 2, 'N (not --full).')
 _OUT = flags.DEFINE_string('out', None, 'JSON lines file to append to.')
 _MAX_STEPS = flags.DEFINE_integer('max_steps', 0, 'Stop each search after '
                                   'this many steps (0: all).')
+_SAMPLES = flags.DEFINE_integer('derive_samples', None, 'config.derive.'
+                                'num_samples (default: the preset\'s).')
 _UNSELECTED = flags.DEFINE_enum(
     'unselected_weights', None, ['reference', 'drop', 'every_op'],
     "config.model.unselected_weights (default: the preset's).")
@@ -63,6 +65,8 @@ def _config(strategy, seed):
   c.seed, c.table = seed, _TABLE.value or ''
   c.data.data_dir = _DATA.value or ''
   c.max_steps = _MAX_STEPS.value
+  if _SAMPLES.value:
+    c.derive.num_samples = _SAMPLES.value
   if _UNSELECTED.value:
     c.model.unselected_weights = _UNSELECTED.value
   if not _FULL.value:

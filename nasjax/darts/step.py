@@ -333,7 +333,7 @@ def train_gradients(state: SearchState, alpha, train_batch, *, family):
   A family with `alpha_gradient_metric` (the one-shot loop's) also takes
   the training loss's gradient in alpha and reports its norm
   ('train_alpha_grad_norm'). On XLA:CPU that makes the NB201 weight step
-  5x faster (10.2 s -> 1.9 s at C=16, N=5, batch 64): with alpha traced
+  5x faster (10.2 s -> 1.8 s at C=16, N=5, batch 64): with alpha traced
   and its gradient not taken, XLA compiled a program 3x larger, mostly
   selects (benchmarks/README.md)."""
   inputs = _inputs(state, train_batch, 0, family)

@@ -91,14 +91,11 @@ class DartsCellOneShot:
   def arch_mixing(self, arch):
     """{cell type: Mixing([14, 8])}: on each edge the genotype uses, weight
     1 on its op (on both ops, or 2 on one, where a node reads the edge's
-    input twice); zero rows on the others."""
-    out = {}
-    for t, pairs in (('normal', arch.normal), ('reduce', arch.reduce)):
-      w = np.zeros((self.cell.num_edges, self.cell.num_ops), np.float32)
-      for k, (op, j) in enumerate(pairs):
-        w[self.cell.edge_index(k // 2, j), self.cell.primitives.index(op)] += 1
-      out[t] = mixing_lib.Mixing(w)
-    return out
+    input twice); zero rows on the others. The decisions' mixing of the
+    genotype's arc."""
+    d = self.decisions()
+    return {t: mixing_lib.Mixing(np.asarray(m.weights))
+            for t, m in d.mixing(d.from_genotype(arch)).items()}
 
   def decisions(self) -> CellDecisions:
     return CellDecisions.of(self.cell)

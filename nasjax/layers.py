@@ -151,6 +151,56 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+@jax.custom_vjp
+def _conv2d_canonical_backward(x, kernel):
+  return conv2d(x, kernel)
+
+
+def _ccb_fwd(x, kernel):
+  return conv2d(x, kernel), (x, kernel)
+
+
+def _ccb_bwd(res, ct):
+  """Both gradients of a stride-1 'SAME' convolution as forward
+  convolutions in NHWC/HWIO: the input's, `ct` through the flipped kernel
+  with its in and out channels swapped; the kernel's, the input with its
+  channels as the batch ([C_in, H, W, B]) through `ct` as a kernel
+  ([H, W, B, C_out]), which gives [C_in, k, k, C_out]."""
+  x, kernel = res
+  pad = (kernel.shape[0] - 1) // 2
+  dims = ('NHWC', 'HWIO', 'NHWC')
+  same = ((pad, pad), (pad, pad))
+  dx = lax.conv_general_dilated(
+      ct, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2), (1, 1), same,
+      dimension_numbers=dims)
+  dk = lax.conv_general_dilated(
+      x.transpose(3, 1, 2, 0), ct.transpose(1, 2, 0, 3), (1, 1), same,
+      dimension_numbers=dims)
+  return dx.astype(x.dtype), dk.transpose(1, 2, 0, 3).astype(kernel.dtype)
+
+
+_conv2d_canonical_backward.defvjp(_ccb_fwd, _ccb_bwd)
+
+
+def conv2d_in_switch(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`conv2d` (stride 1, k odd) for a branch of a traced `lax.switch`.
+
+  XLA:CPU leaves the backward convolutions of a conditional's branch in
+  the layout autodiff gives them, off its fast path (the canonicalisation
+  that transposes them for the fast kernels is not applied there): for a
+  3x3 convolution at [64, 32, 32, 16], forward and backward, 0.40 s in a
+  branch against 0.009 s outside. On CPU the backward pass here is written
+  as two forward convolutions in the canonical layout, 0.008 s in a
+  branch, with the same values as autodiff's (`benchmarks/README.md`).
+  Elsewhere, and under forward-mode differentiation's need (a custom VJP
+  has no JVP), use `conv2d`.
+  """
+  if jax.default_backend() != 'cpu' or kernel.shape[0] % 2 == 0:
+    return conv2d(x, kernel)
+  x, kernel = _same_dtype(x, kernel)
+  return _conv2d_canonical_backward(x, kernel)
+
+
 def _max_select(taps):
   """Elementwise max of `taps`; the gradient goes to the first maximal tap.
 

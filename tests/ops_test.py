@@ -73,6 +73,32 @@ def test_every_depthwise_impl_takes_mixed_dtypes_like_a_product():
     assert layers.conv2d(X, w).dtype == jnp.float64
 
 
+@pytest.mark.parametrize('k', [1, 3, 5])
+def test_conv_in_a_switch_has_autodiffs_gradients(k):
+  """`layers.conv2d_in_switch` (its backward pass hand-written as forward
+  convolutions, for XLA:CPU's fast path inside conditionals) gives the
+  values and both gradients of autodiff through `conv2d`, in float64,
+  inside a traced `lax.switch` as the supernets use it; 3 in, 5 out
+  channels and a non-square image, so a transposed or unflipped kernel
+  shows."""
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.key(2), (2, 6, 5, 3), jnp.float64)
+    w = jax.random.normal(jax.random.key(3), (k, k, 3, 5), jnp.float64)
+    ct = jax.random.normal(jax.random.key(4), (2, 6, 5, 5), jnp.float64)
+
+    def loss(conv, index):
+      return lambda x, w: jnp.sum(ct * lax.switch(
+          index, [lambda x, w: jnp.zeros(ct.shape, x.dtype), conv], x, w))
+
+    want = jax.grad(loss(layers.conv2d, 1), (0, 1))(x, w)
+    got = jax.jit(jax.grad(loss(layers.conv2d_in_switch, 1), (0, 1)))(
+        x, w)
+    for g, h in zip(got, want):
+      np.testing.assert_allclose(g, h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layers.conv2d_in_switch(x, w),
+                               layers.conv2d(x, w), rtol=1e-12)
+
+
 def test_pools_match_reference_semantics():
   x = jnp.arange(16.0).reshape(1, 4, 4, 1)
   avg = layers.avg_pool_3x3(x, 1)

@@ -83,48 +83,13 @@ def conv(x, w):
   return layers.conv2d(x, w)
 
 
-def _shifted_conv(x, w):
-  """k x k convolution, stride 1, 'SAME', as k^2 shifted 1x1 convolutions."""
-  k = w.shape[0]
-  p = (k - 1) // 2
-  h, wd = x.shape[1], x.shape[2]
-  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-  out = None
-  for i in range(k):
-    for j in range(k):
-      term = layers.pointwise_conv(xp[:, i:i + h, j:j + wd, :], w[i, j])
-      out = term if out is None else out + term
-  return out
-
-
-@jax.custom_vjp
-def _conv_shifted_backward(x, w):
-  return layers.conv2d(x, w)
-
-
-def _csb_fwd(x, w):
-  return layers.conv2d(x, w), (x, w)
-
-
-def _csb_bwd(res, ct):
-  x, w = res
-  return jax.vjp(_shifted_conv, x, w)[1](ct)
-
-
-_conv_shifted_backward.defvjp(_csb_fwd, _csb_bwd)
-
-
 def conv_in_switch(x, w):
-  """A k x k convolution ([k, k, C_in, C_out], stride 1) for a `switch`
-  branch. On CPU (the 'shift' depthwise impl) its backward pass is taken
-  through k^2 shifted 1x1 convolutions (matrix products): XLA:CPU runs the
-  backward pass of a convolution inside a conditional off its fast path (a
-  3x3 conv at [128, 32, 32, 36]: weight gradient 7.6 s inside a traced
-  `lax.switch`, 0.17 s outside; the shifted form 0.15 s either way). The
-  forward pass stays a convolution. Elsewhere `conv`."""
-  if w.ndim == 2 or layers.depthwise_impl_name() != 'shift':
+  """`conv` for a branch of the shared child's `switch`: a k x k
+  convolution's backward pass in XLA:CPU's fast layout
+  (`layers.conv2d_in_switch`)."""
+  if w.ndim == 2:
     return conv(x, w)
-  return _conv_shifted_backward(x, w)
+  return layers.conv2d_in_switch(x, w)
 
 
 def separable(x, dw, pw):

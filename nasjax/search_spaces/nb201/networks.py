@@ -32,10 +32,11 @@ not), as AutoDL's `forward_gdas` does; 'drop' leaves them out (AutoDL's
 `forward_gdas_v1`); 'every_op' ignores the selection and computes every op
 times its weight: the same values and weight gradients under a one-hot
 mixing, and GDAS's gradient for alpha through every op's output (the
-straight-through form). On XLA:CPU it is the fast one: a pass at C=16, N=5,
-batch 64 takes 1.7 s against 14.3 s with the switch, whose conditionals
-cost more under differentiation than the ops they skip
-(`benchmarks/nb201_pass.py`).
+straight-through form), at the cost of every op: a pass at C=16, N=5,
+batch 64 on a 2-core CPU takes 1.98 s against 0.86 s with the switch
+(`benchmarks/nb201_pass.py`). The convolutions in the switch's branches
+take their backward pass in XLA:CPU's fast layout
+(`layers.conv2d_in_switch`; with autodiff's own, that pass took 14.3 s).
 
 Synopsis:
 
@@ -65,13 +66,17 @@ class ReLUConvBN(nn.Module):
   kernel: int
   stride: int = 1
   affine: bool = True
+  in_switch: bool = False  # A branch of a traced switch (stride 1).
 
   @nn.compact
   def __call__(self, x, train):
     c_in = x.shape[-1]
     w = self.param('kernel', layers.torch_init(self.kernel ** 2 * c_in),
                    (self.kernel, self.kernel, c_in, self.channels))
-    y = layers.conv2d(jax.nn.relu(x), w, self.stride)
+    if self.in_switch:
+      y = layers.conv2d_in_switch(jax.nn.relu(x), w)
+    else:
+      y = layers.conv2d(jax.nn.relu(x), w, self.stride)
     return layers.BatchNorm(self.affine, two_pass=True, name='bn')(y, train)
 
 
@@ -116,13 +121,16 @@ class SearchCell(nn.Module):
       total = 0.0
       for j in range(i):
         e = encoding.EDGES.index((i, j))
+        h, w = nodes[j], mixing.weights[e]
+        every_op = (mixing.index is None or self.is_initializing() or
+                    self.unselected_weights == 'every_op')
         conv1 = ReLUConvBN(self.channels, 1, affine=False,
+                           in_switch=not every_op,
                            name=f'edge{e}_nor_conv_1x1')
         conv3 = ReLUConvBN(self.channels, 3, affine=False,
+                           in_switch=not every_op,
                            name=f'edge{e}_nor_conv_3x3')
-        h, w = nodes[j], mixing.weights[e]
-        if (mixing.index is None or self.is_initializing() or
-            self.unselected_weights == 'every_op'):
+        if every_op:
           out = sum(w[k] * _apply_op(op, h, train, conv1, conv3)
                     for k, op in enumerate(encoding.OPS))
         else:

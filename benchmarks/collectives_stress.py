@@ -45,7 +45,7 @@ import functools, sys
 import jax
 from nasjax import parallel
 parallel.add_xla_flags()
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from tests import helpers
 mode, staged, n, devices = sys.argv[1], sys.argv[2] == '1', int(sys.argv[3]), int(sys.argv[4])
 mesh = parallel.make_mesh(devices)

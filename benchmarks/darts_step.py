@@ -75,7 +75,7 @@ def measure(c, num_layers, b, mode, steps, impl, remat, so_impl, primitives,
   import jax.numpy as jnp
   import numpy as np
   from nasjax import parallel
-  from nasjax.darts import step as step_lib
+  from nasjax import bilevel as step_lib
   import problem as problem_lib
   p = problem_lib.make(c, num_layers, b, primitives=primitives, remat=remat,
                        depthwise_impl=impl)

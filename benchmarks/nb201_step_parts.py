@@ -12,10 +12,10 @@ the first (printed as `first`, mostly compiling):
   grad weights, alpha traced     in the weights, alpha an argument: the
                                  weight step's case, which XLA:CPU compiled
                                  into a 3x larger, 6x slower program
-  weight step                    `darts.step.weight_step` as the one-shot
+  weight step                    `bilevel.weight_step` as the one-shot
                                  loop runs it (it also takes alpha's
                                  gradient: `train_alpha_grad_norm`)
-  search step, first order       `darts.step.search_step`
+  search step, first order       `bilevel.search_step`
 """
 
 import functools
@@ -35,7 +35,7 @@ from nasjax import data
 from nasjax import one_shot
 from nasjax import parallel
 from nasjax import platform
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 
 _C = flags.DEFINE_integer('channels', 16, 'C of the first stage.')
 _N = flags.DEFINE_integer('cells_per_stage', 5, 'Cells per stage.')

@@ -19,7 +19,7 @@ from nasjax import augment
 from nasjax import layers
 from nasjax import parallel
 from nasjax.darts import model as model_lib
-from nasjax.darts import optim
+from nasjax import optim
 from nasjax.search_spaces import DartsCellSpace
 from nasjax.train_state import SearchState
 

@@ -8,7 +8,7 @@ weight step.
 --size is vocab/units/batch/bptt. Modes:
 
 * first_order, second_order: one DARTS search step of the recurrent search
-  cell (`darts.step.search_step` with the `darts.rnn.LanguageModel` family,
+  cell (`bilevel.search_step` with the `darts.rnn.LanguageModel` family,
   one program, exact hypergradient for second_order): a training window and
   a validation window of bptt tokens; the papers' search size is
   10000/300/256/35.
@@ -56,7 +56,7 @@ def main(argv):
   import numpy as np
   import optax
   from nasjax.darts import rnn
-  from nasjax.darts import step as step_lib
+  from nasjax import bilevel as step_lib
   from nasjax.genotype import recurrent
   from nasjax.search_spaces import darts_rnn
   from nasjax.train_state import SearchState

@@ -4,7 +4,7 @@ r"""Where a staged search step's compile time and run time go.
       --cpu_devices=2 [--steps=3] [--trace_dir=/tmp/step_trace]
 
 Builds the problem of `darts_step.py` (problem.py) and the staged step the
-binaries run (`nasjax.darts.step.staged_search_step`), then prints JSON lines:
+binaries run (`nasjax.bilevel.staged_search_step`), then prints JSON lines:
 
 * one per compiled program of the first step (`"what": "compile"`): JAX's
   tracing, lowering and XLA compile seconds (jax.monitoring events, keyed by
@@ -114,7 +114,7 @@ def main(argv):
   if _TRACE_DIR.value:
     extra.append('--xla_cpu_enable_xprof_traceme=true')
   parallel.add_xla_flags(extra)
-  from nasjax.darts import step as step_lib  # pylint: disable=g-import-not-at-top
+  from nasjax import bilevel as step_lib  # pylint: disable=g-import-not-at-top
   import problem as problem_lib  # pylint: disable=g-import-not-at-top
 
   c, n, b = (int(v) for v in _SIZE.value.split('/'))

@@ -3,7 +3,7 @@ with a supernet (`nasjax.mixing.OneShotSpace`; NAS-Bench-201 today).
 
 `search(config, workdir, dataset)` runs (or resumes) a search with a
 `nasjax.configs.one_shot_search` config and returns a `OneShotResult`. Each
-step is the bilevel step of `nasjax.darts.step` (alpha on a validation
+step is the bilevel step of `nasjax.bilevel` (alpha on a validation
 batch, then the weights on a training batch; only the weights for random
 sampling), its loss a supernet pass under the strategy's mixing of that
 pass. ENAS's controller (`strategies.Enas`) is trained after every epoch by its
@@ -57,9 +57,9 @@ from nasjax import parallel
 from nasjax import progress as progress_lib
 from nasjax import strategies as strategies_lib
 from nasjax import train_state
-from nasjax.darts import optim
+from nasjax import optim
 from nasjax.strategies import reinforce
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from nasjax.data import pipeline
 from nasjax.train_state import SearchState
 
@@ -91,7 +91,7 @@ def strategy_of(config: ml_collections.ConfigDict, space=None):
 
 @dataclasses.dataclass(frozen=True)
 class OneShotFamily:
-  """A `nasjax.darts.step.Family`: a supernet pass under the strategy's
+  """A `nasjax.bilevel.Family`: a supernet pass under the strategy's
   mixing, cross-entropy over labels. Each pass draws its own sampling key;
   `progress` (the epoch over epochs - 1) drives GDAS's temperature."""
   model: Any
@@ -100,7 +100,7 @@ class OneShotFamily:
   steps_per_epoch: int
   epochs: int
   # The weight step also reports |d L_train / d alpha| (and on XLA:CPU runs
-  # 5x faster so: `darts.step.train_gradients`).
+  # 5x faster so: `bilevel.train_gradients`).
   alpha_gradient_metric = True
 
   def prepare(self, rng, step, salt, batch, carry=None):

@@ -213,7 +213,7 @@ def jit_stage(fn: Callable, mesh: Mesh, *, batch_argnums: Sequence[int] = (),
               ) -> Callable:
   """jit(fn) with the positional args in `batch_argnums` sharded, the rest
   and all outputs replicated: one program of a staged step
-  (`nasjax.darts.step.staged_search_step`).
+  (`nasjax.bilevel.staged_search_step`).
 
   `light`: the program only updates pytrees (optimiser steps, selects), one
   small fused loop per leaf. On a CPU mesh it is compiled without LLVM's

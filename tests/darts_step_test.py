@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from tests import helpers
 from tests.hypergradient_test import _f64_problem
 from tests.hypergradient_test import _rel
@@ -172,7 +172,7 @@ def test_torch_style_clip_is_clip_grad_norm():
   min(1, max / (norm + 1e-6))), written out here in float64: below the
   bound, at it and above it; eps 0 is optax's (max / norm). The two differ
   by a relative 1e-6 / norm when the clip acts."""
-  from nasjax.darts import optim  # pylint: disable=g-import-not-at-top
+  from nasjax import optim  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   with jax.enable_x64(True):
     for scale in (1e-3, 0.1, 0.25, 4.0):

@@ -13,7 +13,7 @@ import numpy as np
 from nasjax import augment
 from nasjax import genotype as genotype_lib
 from nasjax.darts import model as model_lib
-from nasjax.darts import optim
+from nasjax import optim
 from nasjax.search_spaces import DartsCellSpace
 from nasjax.train_state import SearchState
 

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from tests import helpers
 
 

@@ -41,8 +41,8 @@ from nasjax.strategies import controller as C
 from nasjax.enas import lm_search
 from nasjax.strategies import reinforce as R
 from nasjax.enas import search as enas_search_lib
-from nasjax.darts import optim
-from nasjax.darts import step as darts_step
+from nasjax import optim
+from nasjax import bilevel as darts_step
 from nasjax.search_spaces import darts_cell_one_shot
 from nasjax.search_spaces import nb201
 from nasjax.search_spaces import DartsCellSpace
@@ -280,7 +280,7 @@ def _toy_cell(w, x0, x1):
 
 @dataclasses.dataclass(frozen=True)
 class _ToyFamily:
-  """A `darts.step.Family`: squared error of the cell's scaled output."""
+  """A `bilevel.Family`: squared error of the cell's scaled output."""
 
   def prepare(self, rng, step, salt, batch, carry=None):
     del rng, step, salt, carry
@@ -363,7 +363,7 @@ def _assert_planted(g):
                                        'finite_difference'])
 @pytest.mark.parametrize('seed', [0, 1])
 def test_darts_step_derives_the_planted_cell(arch_mode, seed):
-  """`darts.step.search_step` with the cifar10 preset's optimisers (weights:
+  """`bilevel.search_step` with the cifar10 preset's optimisers (weights:
   SGD 0.025 cosine, momentum 0.9, weight decay 3e-4, clip 5; alpha: Adam
   3e-4, betas 0.5 / 0.999, weight decay 1e-3), 500 steps, then the real
   derivation (`genotype.from_alpha`): the normal cell is the planted one,

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from nasjax import parallel
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

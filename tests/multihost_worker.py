@@ -19,7 +19,7 @@ def main(process_id: int, port: int, out: str):
   jax.distributed.initialize(coordinator_address=f'localhost:{port}',
                              num_processes=2, process_id=process_id)
   from nasjax import parallel  # pylint: disable=g-import-not-at-top
-  from nasjax.darts import step as step_lib
+  from nasjax import bilevel as step_lib
   from tests import helpers
   assert jax.process_count() == 2
   mesh = parallel.make_mesh()

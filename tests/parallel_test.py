@@ -8,7 +8,7 @@ import jax
 import pytest
 
 from nasjax import parallel
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from tests import helpers
 
 
@@ -47,7 +47,7 @@ def test_indivisible_batch_is_a_clear_error():
 
 def test_retraining_step_eight_devices_equal_one():
   """A discrete network's step (drop-path, BN, aux head) is data-parallel."""
-  from nasjax.darts import optim  # pylint: disable=g-import-not-at-top
+  from nasjax import optim  # pylint: disable=g-import-not-at-top
   from nasjax.final import network, step as final_step  # pylint: disable=g-import-not-at-top
   from nasjax.train_state import TrainState  # pylint: disable=g-import-not-at-top
   net = network.NetworkCIFAR(helpers.TINY_GENOTYPE, channels=4, num_classes=10,

@@ -155,7 +155,7 @@ def test_the_search_step_on_8_devices_equals_1_in_float64(arch_mode):
   preset), as any change of summation order does (docs/design.md)."""
   import functools  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from nasjax.darts import step as step_lib  # pylint: disable=g-import-not-at-top
+  from nasjax import bilevel as step_lib  # pylint: disable=g-import-not-at-top
   config = _tiny()
   config.search.arch_mode = arch_mode
   b = rnn_search.build(config, config.data.synthetic_vocab)

@@ -13,7 +13,7 @@ import pytest
 
 from nasjax import parallel
 from nasjax.darts import rnn
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from nasjax.data import pipeline
 from nasjax.data import ptb
 from nasjax.genotype import recurrent as recurrent_lib

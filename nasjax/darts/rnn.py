@@ -30,7 +30,7 @@ the arc a traced input.
 tied to the embedding (one bias per word). Inputs are batch-major: tokens
 [batch, time], hidden [batch, units].
 
-`LanguageModel` is the family the bilevel step (`nasjax.darts.step`) takes:
+`LanguageModel` is the family the bilevel step (`nasjax.bilevel`) takes:
 token windows, the hidden state carried from window to window per stream,
 cross-entropy plus temporal activation regularisation on the training
 stream, and the weight update scaled by seq_len / bptt.

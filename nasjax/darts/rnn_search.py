@@ -47,9 +47,9 @@ from nasjax import history as history_lib
 from nasjax import loop
 from nasjax import parallel
 from nasjax import progress as progress_lib
-from nasjax.darts import optim
+from nasjax import optim
 from nasjax.darts import rnn
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from nasjax.data import ptb
 from nasjax.genotype import recurrent
 from nasjax.search_spaces import darts_rnn

@@ -47,8 +47,8 @@ from nasjax import parallel
 from nasjax import platform
 from nasjax import progress as progress_lib
 from nasjax.darts import model as model_lib
-from nasjax.darts import optim
-from nasjax.darts import step as step_lib
+from nasjax import optim
+from nasjax import bilevel as step_lib
 from nasjax.search_spaces import darts_cell
 from nasjax.train_state import SearchState
 

@@ -52,7 +52,7 @@ from nasjax import history as history_lib
 from nasjax import loop
 from nasjax import parallel
 from nasjax import progress as progress_lib
-from nasjax.darts import optim
+from nasjax import optim
 from nasjax.darts import rnn
 from nasjax.darts import rnn_search
 from nasjax.data import ptb

@@ -36,7 +36,7 @@ import optax
 from nasjax import train_state
 from nasjax import types
 from nasjax.darts import rnn
-from nasjax.darts import step as darts_step
+from nasjax import bilevel as darts_step
 from nasjax.strategies import controller as controller_lib
 from nasjax.strategies import reinforce
 from nasjax.final import step as final_step
@@ -230,7 +230,7 @@ def lm_child_step(state: EnasState, batch: types.Batch, *, family, space,
                   controller_config):
   """One shared-weight step on a training window with a sampled arc: the
   training stream's hidden state carried, the update scaled by seq_len /
-  bptt (`darts.step`'s weight step). Returns (state, metrics)."""
+  bptt (`bilevel`'s weight step). Returns (state, metrics)."""
   k_arc = jax.random.fold_in(_keys(state)[0], 1)
   arc = controller_lib.sample(state.controller.params, k_arc, space=space,
                               config=controller_config).arc

@@ -55,9 +55,9 @@ from nasjax import history as history_lib
 from nasjax import loop
 from nasjax import parallel
 from nasjax import progress as progress_lib
-from nasjax.darts import optim
+from nasjax import optim
 from nasjax.darts import rnn
-from nasjax.darts import step as step_lib
+from nasjax import bilevel as step_lib
 from nasjax.data import ptb
 from nasjax.genotype import recurrent
 from nasjax.search_spaces import enas as enas_space
@@ -95,7 +95,7 @@ class LMState(SearchState):
 
 
 def train_step(state: LMState, batch, *, family: rnn.LanguageModel):
-  """One weight step (`darts.step.weight_step` with the language-model
+  """One weight step (`bilevel.weight_step` with the language-model
   family), then the running mean of the weights when averaging."""
   new, metrics = step_lib.weight_step(state, batch, model=family)
   on = new.averaging & metrics['finite']

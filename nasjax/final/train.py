@@ -51,7 +51,7 @@ from nasjax import loop
 from nasjax import parallel
 from nasjax import platform
 from nasjax import progress as progress_lib
-from nasjax.darts import optim
+from nasjax import optim
 from nasjax.enas import final as enas_final
 from nasjax.enas import step as enas_step
 from nasjax.final import network

@@ -1,5 +1,5 @@
 """DARTS (Liu et al., 2019): every op on every edge, weighted by
-softmax(alpha). The bilevel step (`nasjax.darts.step`) gives alpha's
+softmax(alpha). The bilevel step (`nasjax.bilevel`) gives alpha's
 gradient: first order, exact second order or the paper's finite
 difference."""
 

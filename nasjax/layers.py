@@ -176,14 +176,15 @@ def _ccb_bwd(res, ct):
   dk = lax.conv_general_dilated(
       x.transpose(3, 1, 2, 0), ct.transpose(1, 2, 0, 3), (1, 1), same,
       dimension_numbers=dims)
-  return dx.astype(x.dtype), dk.transpose(1, 2, 0, 3).astype(kernel.dtype)
+  return dx, dk.transpose(1, 2, 0, 3)
 
 
 _conv2d_canonical_backward.defvjp(_ccb_fwd, _ccb_bwd)
 
 
-def conv2d_in_switch(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """`conv2d` (stride 1, k odd) for a branch of a traced `lax.switch`.
+def conv2d_in_switch(x: jax.Array, kernel: jax.Array,
+                     stride: int = 1) -> jax.Array:
+  """`conv2d` for a branch of a traced `lax.switch`.
 
   XLA:CPU leaves the backward convolutions of a conditional's branch in
   the layout autodiff gives them, off its fast path (the canonicalisation
@@ -192,11 +193,12 @@ def conv2d_in_switch(x: jax.Array, kernel: jax.Array) -> jax.Array:
   branch against 0.009 s outside. On CPU the backward pass here is written
   as two forward convolutions in the canonical layout, 0.008 s in a
   branch, with the same values as autodiff's (`benchmarks/README.md`).
-  Elsewhere, and under forward-mode differentiation's need (a custom VJP
-  has no JVP), use `conv2d`.
+  Off CPU, at a stride other than 1 or an even kernel it is `conv2d`.
+  Outside switches use `conv2d`: a custom VJP has no forward-mode rule.
   """
-  if jax.default_backend() != 'cpu' or kernel.shape[0] % 2 == 0:
-    return conv2d(x, kernel)
+  if (jax.default_backend() != 'cpu' or stride != 1 or
+      kernel.shape[0] % 2 == 0):
+    return conv2d(x, kernel, stride)
   x, kernel = _same_dtype(x, kernel)
   return _conv2d_canonical_backward(x, kernel)
 

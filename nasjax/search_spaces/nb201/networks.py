@@ -66,17 +66,15 @@ class ReLUConvBN(nn.Module):
   kernel: int
   stride: int = 1
   affine: bool = True
-  in_switch: bool = False  # A branch of a traced switch (stride 1).
+  in_switch: bool = False  # A branch of a traced switch.
 
   @nn.compact
   def __call__(self, x, train):
     c_in = x.shape[-1]
     w = self.param('kernel', layers.torch_init(self.kernel ** 2 * c_in),
                    (self.kernel, self.kernel, c_in, self.channels))
-    if self.in_switch:
-      y = layers.conv2d_in_switch(jax.nn.relu(x), w)
-    else:
-      y = layers.conv2d(jax.nn.relu(x), w, self.stride)
+    conv = layers.conv2d_in_switch if self.in_switch else layers.conv2d
+    y = conv(jax.nn.relu(x), w, self.stride)
     return layers.BatchNorm(self.affine, two_pass=True, name='bn')(y, train)
 
 

@@ -37,6 +37,7 @@ from nasjax import configs
 from nasjax import data
 from nasjax import one_shot
 from nasjax import platform
+from nasjax.search_spaces.nb201 import encoding
 from nasjax.search_spaces.nb201 import table as table_lib
 
 _DATA = flags.DEFINE_string('data_dir', None, 'cifar-10-batches-py directory.')
@@ -54,6 +55,11 @@ _MAX_STEPS = flags.DEFINE_integer('max_steps', 0, 'Stop each search after '
                                   'this many steps (0: all).')
 _SAMPLES = flags.DEFINE_integer('derive_samples', None, 'config.derive.'
                                 'num_samples (default: the preset\'s).')
+_HESSIAN = flags.DEFINE_integer(
+    'hessian_every_epochs', 0, 'config.hessian.every_epochs: record the '
+    "dominant eigenvalues of the architecture loss's Hessian (DARTS only).")
+_OBJECTIVE = flags.DEFINE_enum('hessian_objective', 'val',
+                               ['val', 'unrolled'], 'config.hessian.objective.')
 _UNSELECTED = flags.DEFINE_enum(
     'unselected_weights', None, ['reference', 'drop', 'every_op'],
     "config.model.unselected_weights (default: the preset's).")
@@ -69,6 +75,9 @@ def _config(strategy, seed):
     c.derive.num_samples = _SAMPLES.value
   if _UNSELECTED.value:
     c.model.unselected_weights = _UNSELECTED.value
+  if _HESSIAN.value and c.strategy.name == 'darts':
+    c.hessian.every_epochs = _HESSIAN.value
+    c.hessian.objective = _OBJECTIVE.value
   if not _FULL.value:
     c.epochs = _EPOCHS.value
     c.model.channels, c.model.cells_per_stage = _CHANNELS.value, _CELLS.value
@@ -104,6 +113,18 @@ def main(argv):
              'unselected_weights': c.model.unselected_weights,
              'median_step_seconds': r.summary['median_step_seconds'],
              'wall_seconds': time.time() - t0}
+      # Parameter-free ops (none, skip_connect, avg_pool_3x3) in the cell:
+      # 6 is the all-skip collapse's count.
+      row['parameter_free_ops'] = sum(
+          encoding.OPS[k] in ('none', 'skip_connect', 'avg_pool_3x3')
+          for k in r.cell)
+      if c.hessian.every_epochs:
+        row['hessian_max_eigenvalue'] = [
+            h.train.get('hessian_max_eigenvalue') for h in r.history]
+        row['parameter_free_ops_by_epoch'] = [
+            sum(encoding.OPS[k] in ('none', 'skip_connect', 'avg_pool_3x3')
+                for k in encoding.from_string(h.arcs[0]['arc']))
+            for h in r.history]
       row['device'] = str(jax.devices()[0].device_kind)
       print(json.dumps(row), flush=True)
       rows.append(row)

@@ -375,10 +375,16 @@ def weight_step(state: SearchState, train_batch: types.Batch, *, model,
   return apply_step(state, grads, batch_stats, metrics, scale, carry=carry)
 
 
-def _arch_update(state: SearchState, g_alpha, term=None):
-  """(alpha, arch_opt_state, ||g||) after arch_tx's step on g_alpha + term."""
+def _arch_update(state: SearchState, g_alpha, term=None, *,
+                 regularizer: Callable | None = None):
+  """(alpha, arch_opt_state, ||g||) after arch_tx's step on g_alpha + term
+  (+ the gradient of `regularizer(alpha, step)`, a penalty on alpha alone,
+  which adds its own gradient to the exact hypergradient of every mode)."""
   if term is not None:
     g_alpha = jax.tree.map(jnp.add, g_alpha, term)
+  if regularizer is not None:
+    g_alpha = jax.tree.map(jnp.add, g_alpha, jax.grad(regularizer)(
+        state.alpha, state.step))
   updates, arch_opt_state = state.arch_tx.update(g_alpha, state.arch_opt_state,
                                                  state.alpha)
   return (optax.apply_updates(state.alpha, updates), arch_opt_state,
@@ -389,18 +395,22 @@ def search_step(state: SearchState, train_batch: types.Batch,
                 val_batch: types.Batch, *, model,
                 preprocess: Preprocess | None = None, arch_mode: str,
                 learning_rate: Callable | None = None,
-                fd_radius: float = 0.01, second_order_impl: str = 'hvp'):
+                fd_radius: float = 0.01, second_order_impl: str = 'hvp',
+                arch_regularizer: Callable | None = None):
   """One DARTS step: alpha on `val_batch`, then weights on `train_batch`.
 
   The validation stream's carry comes from the validation pass (at w' in
   second order), the training stream's from the weight step's pass.
+  `arch_regularizer(alpha, step)`: a penalty on alpha added to the
+  architecture objective (e.g. `strategies.darts.BetaDecay`).
   """
   family = family_of(model, preprocess)
   g_alpha, val_loss, val_aux, val_in = arch_gradient(
       state, train_batch, val_batch, model=family, arch_mode=arch_mode,
       learning_rate=learning_rate, fd_radius=fd_radius,
       second_order_impl=second_order_impl)
-  alpha, arch_opt_state, arch_grad_norm = _arch_update(state, g_alpha)
+  alpha, arch_opt_state, arch_grad_norm = _arch_update(
+      state, g_alpha, regularizer=arch_regularizer)
   grads, batch_stats, metrics, carry, scale = train_gradients(
       state, alpha, train_batch, family=family)
   metrics.update(val_loss=val_loss, arch_grad_norm=arch_grad_norm, **{
@@ -448,8 +458,10 @@ def _finish(state: SearchState, alpha, arch_opt_state, train, val_loss,
 
 
 def staged_search_step(jit_stage: Callable, *, model,
-                       preprocess: Preprocess | None = None, arch_mode: str, learning_rate: Callable | None = None,
-                       fd_radius: float = 0.01):
+                       preprocess: Preprocess | None = None, arch_mode: str,
+                       learning_rate: Callable | None = None,
+                       fd_radius: float = 0.01,
+                       arch_regularizer: Callable | None = None):
   """`search_step` as a few compiled programs instead of one.
 
   The same mathematics (tests check the results agree), cut at the network
@@ -477,7 +489,8 @@ def staged_search_step(jit_stage: Callable, *, model,
       the batch arguments and replicates the rest, and compiles the `light`
       programs (pytree updates, no network pass) quickly on a CPU.
       `jax.jit`-like on one device.
-    model, preprocess, arch_mode, learning_rate, fd_radius: as `search_step`
+    model, preprocess, arch_mode, learning_rate, fd_radius,
+      arch_regularizer: as `search_step`
       ('second_order' is the exact, 'hvp' form).
 
   The state is replicated (`parallel.replicate`; a language model's hidden
@@ -501,7 +514,8 @@ def staged_search_step(jit_stage: Callable, *, model,
       'gradients': jit_stage(
           functools.partial(batch_gradients, **bound, network=network),
           batch_argnums=(6,)),
-      'arch_update': jit_stage(_arch_update, light=True),
+      'arch_update': jit_stage(functools.partial(
+          _arch_update, regularizer=arch_regularizer), light=True),
       'finish': jit_stage(_finish, donate_argnums=(0,), light=True),
   }
   if arch_mode != 'first_order':
@@ -592,7 +606,8 @@ def eval_step(state: SearchState, batch: types.Batch, *, model,
 
 def compiled_step(family: Family, mesh, *, arch_mode: str,
                   learning_rate: Callable, staged: bool,
-                  fd_radius: float = 0.01, second_order_impl: str = 'hvp'):
+                  fd_radius: float = 0.01, second_order_impl: str = 'hvp',
+                  arch_regularizer: Callable | None = None):
   """The step a search loop calls, sharded over `mesh`: the weight step
   ('weights_only'), the staged step (`staged` and an arch mode other than
   first order; it has `precompile`), or the one-program search step."""
@@ -604,11 +619,13 @@ def compiled_step(family: Family, mesh, *, arch_mode: str,
     return staged_search_step(parallel.stage_jitter(mesh), model=family,
                               arch_mode=arch_mode,
                               learning_rate=learning_rate,
-                              fd_radius=fd_radius)
+                              fd_radius=fd_radius,
+                              arch_regularizer=arch_regularizer)
   return parallel.jit_step(
       functools.partial(search_step, model=family, arch_mode=arch_mode,
                         learning_rate=learning_rate, fd_radius=fd_radius,
-                        second_order_impl=second_order_impl),
+                        second_order_impl=second_order_impl,
+                        arch_regularizer=arch_regularizer),
       mesh, num_batches=2)
 
 

@@ -136,6 +136,35 @@ def _check_run(f: errors.Fields, devices: int | None, config) -> None:
     f.at_least(0 if config.model.get('kind') == 'enas' else 1, 'model.layers')
 
 
+def _check_collapse_options(f: errors.Fields, learns_alpha: bool,
+                            every_op: bool) -> None:
+  """The `hessian` and `beta_decay` sections (`configs.common`):
+  `learns_alpha`, the strategy learns alpha by its gradient (DARTS, GDAS);
+  `every_op`, through every op's weight (DARTS: a Hessian in alpha)."""
+  # pylint: disable-next=g-import-not-at-top
+  from nasjax import hessian
+  f.at_least(0, 'hessian.every_epochs')
+  f.one_of('hessian.objective', hessian.OBJECTIVES)
+  f.at_least(1, 'hessian.iterations', 'hessian.k')
+  f.at_least(0, 'hessian.start_epoch')
+  f.open_interval('hessian.ratio', 0, 1)
+  window = f.get('hessian.window')
+  f.check(isinstance(window, int) and window >= 1 and window % 2 == 1,
+          'hessian.window', f'must be an odd number of epochs (the window is '
+          f'centred), got {window!r}.')
+  f.at_least(0, 'beta_decay.per_epoch', integer=False)
+  f.check(not f.get('beta_decay.per_epoch') or learns_alpha,
+          'beta_decay.per_epoch', 'beta-DARTS regularises alpha learnt by '
+          'its gradient (DARTS, GDAS); this strategy learns none.')
+  on = f.get('hessian.every_epochs') > 0
+  f.check(not on or every_op, 'hessian.every_epochs',
+          'the Hessian monitor needs a strategy that learns alpha by its '
+          'gradient through every op (DARTS), not one that samples cells.')
+  f.check(not f.get('hessian.early_stop') or f.get('hessian.every_epochs')
+          == 1, 'hessian.early_stop', 'needs hessian.every_epochs = 1 (the '
+          'rule reads one eigenvalue per epoch).')
+
+
 def check_search_config(config, devices: int | None = None,
                         prefix: str = 'config') -> None:
   """A darts_search config (nasjax/configs/darts_search.py)."""
@@ -170,6 +199,8 @@ def check_search_config(config, devices: int | None = None,
   f.half_open('arch_optimizer.b1', 0, 1)
   f.half_open('arch_optimizer.b2', 0, 1)
   f.at_least(0, 'arch_optimizer.weight_decay', integer=False)
+  learns = f.get('search.arch_mode') != 'weights_only'
+  _check_collapse_options(f, learns, learns)
 
 
 def check_one_shot_config(config, devices: int | None = None,
@@ -223,6 +254,7 @@ def check_one_shot_config(config, devices: int | None = None,
   f.half_open('arch_optimizer.b1', 0, 1)
   f.half_open('arch_optimizer.b2', 0, 1)
   f.at_least(0, 'arch_optimizer.weight_decay', integer=False)
+  _check_collapse_options(f, name in ('darts', 'gdas'), name == 'darts')
 
 
 def check_train_config(config, devices: int | None = None,

@@ -113,6 +113,7 @@ class Result:
   last_checkpoint: int | None      # step of the last checkpoint written
   step_times: list[float]
   last_epoch: dict[str, float]     # mean metrics of the last full epoch
+  stopped_at: int | None = None    # the step an early stop ended the run at
 
   def summary(self, total_steps: int, t0: float, devices: int) -> dict:
     """The entries every results.json starts with (`t0`: the run's
@@ -126,7 +127,9 @@ class Result:
         'median_step_seconds': (float(np.median(self.step_times[1:] or
                                                 self.step_times))
                                 if self.step_times else None),
-        'devices': int(devices), 'last_epoch_metrics': self.last_epoch}
+        'devices': int(devices), 'last_epoch_metrics': self.last_epoch,
+        **({'stopped_early_at_step': self.stopped_at}
+           if self.stopped_at is not None else {})}
 
 
 class _Metrics:
@@ -398,7 +401,9 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
     step: one step; it fetches its own batches.
     checkpointer: where checkpoints go; None: nowhere (nothing is saved).
     meta_for: state -> the JSON metadata saved with a checkpoint.
-    end_of_epoch: optional epoch callback.
+    end_of_epoch: optional epoch callback; a true return value stops the
+      run there (an early stop): it saves and returns with status
+      'completed' and `stopped_at` the step count.
     writer: a tensorboardX SummaryWriter or None (other hosts).
     learning_rate: step -> lr, logged if given.
     log_every, checkpoint_every: in steps.
@@ -417,6 +422,7 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
   step_times, pending, last_epoch = [], None, {}
   last_saved = checkpointer.latest_step() if checkpointer else None
   status = 'completed'
+  stopped_at = None
 
   def check(metrics, i):
     if not bool(metrics['finite']):
@@ -498,8 +504,12 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
           # and keeps its sums, which the checkpoint saves for a resumption.
           last_epoch = metrics_acc.epoch_means(
               reset=done % steps_per_epoch == 0)
-          if end_of_epoch is not None:
-            end_of_epoch(state, (done - 1) // steps_per_epoch, last_epoch)
+          if end_of_epoch is not None and end_of_epoch(
+              state, (done - 1) // steps_per_epoch, last_epoch):
+            flush()
+            save(state)
+            stopped_at = done
+            break
         if (done % checkpoint_every == 0 or done == total_steps or
             interrupt.requested):
           flush()
@@ -519,4 +529,5 @@ def run(state, *, start: int, total_steps: int, steps_per_epoch: int,
       report.end()
       raise
   close()
-  return Result(state, status, start, last_saved, step_times, last_epoch)
+  return Result(state, status, start, last_saved, step_times, last_epoch,
+                stopped_at)

@@ -25,7 +25,8 @@ cell by `-val` and random search with as many trials as the derivation
 scored.
 
 With a workdir it writes checkpoints/ (exact resume), history.json, tb/
-(TensorBoard) and, once complete, cell.txt and results.json; SIGTERM and
+(TensorBoard) and, once complete, cell.txt, results.json and (with the
+Hessian monitor, `config.hessian`) hessian.png; SIGTERM and
 Ctrl-C save first; a non-finite loss stops with `loop.NonFiniteError`
 keeping the last good checkpoint (`nasjax.loop`).
 
@@ -50,6 +51,7 @@ import optax
 
 from nasjax import augment
 from nasjax import config_checks
+from nasjax import hessian as hessian_lib
 from nasjax import history as history_lib
 from nasjax import loop
 from nasjax import mixing as mixing_lib
@@ -239,7 +241,7 @@ class Derivation:
 
 
 def derive(space, strategy, alpha, score: Callable[[list], np.ndarray],
-           num_samples: int, seed: int) -> Derivation:
+           num_samples: int, seed: int, cell=None) -> Derivation:
   """The end of a one-shot search.
 
   `score(cells)` scores architectures (their supernet accuracy on fixed
@@ -247,7 +249,7 @@ def derive(space, strategy, alpha, score: Callable[[list], np.ndarray],
   `seed`) are always scored, for comparison; the derived cell is the
   largest alpha's (DARTS, GDAS), the best of as many cells sampled from the
   controller (ENAS, key `seed + 4`) or the best of the random cells (random
-  sampling).
+  sampling). `cell`: the cell to score instead of alpha's (an early stop's).
   """
   rng = np.random.default_rng(seed)
   randoms = [space.random_arch(rng) for _ in range(num_samples)]
@@ -260,7 +262,7 @@ def derive(space, strategy, alpha, score: Callable[[list], np.ndarray],
     best = int(np.argmax(scores))
     return Derivation(cells[best], float(scores[best]), random_scores, scores)
   if strategy.learns_alpha:
-    cell = learnt_cell(space, strategy, alpha)
+    cell = learnt_cell(space, strategy, alpha) if cell is None else cell
     return Derivation(cell, float(np.asarray(score([cell]))[0]),
                       random_scores)
   best = int(np.argmax(random_scores))
@@ -377,8 +379,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                                  opened.checkpointer, opened.history)
 
   mode = config.strategy.arch_mode
-  step_fn = step_lib.compiled_step(family, mesh, arch_mode=mode,
-                                   learning_rate=schedule, staged=True)
+  step_fn = step_lib.compiled_step(
+      family, mesh, arch_mode=mode, learning_rate=schedule, staged=True,
+      arch_regularizer=strategies_lib.darts.BetaDecay(
+          config.beta_decay.per_epoch, per_epoch)
+      if config.beta_decay.per_epoch else None)
 
   pidx, pcount = parallel.process_info()
   batch_args = dict(process_index=pidx, process_count=pcount,
@@ -405,6 +410,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
         val, config.batch_size, seed=config.seed + 2, process_index=pidx,
         process_count=pcount, start_step=(start // per_epoch) * n_upd * n_agg)
   phase = {}
+  monitor = hessian_lib.SearchMonitor(config.hessian, family, mesh, train,
+                                      val, config.batch_size, config.seed)
+  early = {}
 
   def derived(st):
     return learnt_cell(space, strategy, st.alpha)
@@ -416,6 +424,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
             'config': config.to_dict()}
 
   def end_of_epoch(st, epoch, means):
+    means = {**means, **monitor.measure(st, epoch)}
     alpha = parallel.to_host(st.alpha)
     arcs = ([{'arc': space.to_string(derived(st))}]
             if strategy.learns_alpha or controller else None)
@@ -447,6 +456,12 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       writer.flush()
     if callback is not None:
       callback(list(records))
+    stop = monitor.stop_epoch(records)
+    if stop is not None:
+      early.update(epoch=stop, stopped_after_epoch=epoch)
+      report.message(f'early stop (DARTS-ES): the dominant Hessian '
+                     f'eigenvalue grew; returning to epoch {stop}')
+    return stop is not None
 
   weight_step = step_lib.feed(step_fn, mesh, train_it, val_it,
                               mode == 'weights_only')
@@ -509,8 +524,11 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                   else '') + f' on {len(batches)} validation batches with '
                  'the shared weights.')
   score = jax.jit(family.reward)
+  early_cell = (space.from_string(next(
+      r.arcs[0]['arc'] for r in records if r.epoch == early['epoch']))
+                if early else None)
   d = derive(space, strategy, state.alpha, lambda cells: score_cells(
-      state, score, space, cells, batches), n, config.seed)
+      state, score, space, cells, batches), n, config.seed, early_cell)
   cell, cell_acc, random_acc = d.cell, d.score, d.random_scores
   summary = {**result.summary(total_steps, t0, mesh.devices.size),
              'space': config.space, 'strategy': config.strategy.name,
@@ -518,7 +536,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
              'supernet_accuracy': cell_acc,
              'random_supernet_accuracy_median': float(np.median(random_acc)),
              'random_supernet_accuracy_best': float(np.max(random_acc)),
-             'random_cells_scored': n}
+             'random_cells_scored': n,
+             **({'early_stop': early} if early else {})}
   if d.sampled_scores is not None:
     summary['sampled_supernet_accuracy_median'] = float(
         np.median(d.sampled_scores))
@@ -538,5 +557,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       f.write(summary['cell'] + '\n')
     with open(os.path.join(workdir, 'results.json'), 'w') as f:
       json.dump(summary, f, indent=1)
+    if any(hessian_lib.METRICS[0] in r.train for r in records):
+      from nasjax import plot  # pylint: disable=g-import-not-at-top
+      plot.save(plot.hessian(records, early.get('epoch')),
+                os.path.join(workdir, 'hessian.png'))
   return OneShotResult('completed', cell, summary['cell'], records, state,
                        summary, workdir)

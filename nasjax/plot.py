@@ -11,6 +11,7 @@ made in a loop are freed.
   plot.recurrent_alpha(cell_search)  # a recurrent search's alpha
   plot.nb201_ops(nb201_search)       # NAS-Bench-201: op weights per edge
   plot.perplexity(lm)                # perplexities of a language model
+  plot.hessian(search)               # the Hessian monitor's eigenvalues
 """
 
 import numpy as np
@@ -188,6 +189,39 @@ def curves(history):
     ax.set_xlabel('epoch')
     ax.set_title(kind)
     ax.legend(fontsize=7)
+  return _integer_epochs(fig)
+
+
+def hessian(run, stop_epoch: int | None = None):
+  """The Hessian monitor's eigenvalues per epoch (`nasjax.hessian`): the
+  three largest and the smallest eigenvalue of the architecture loss's
+  Hessian in alpha; a dashed line at the epoch an early stop returned to
+  (default: the run's own, from its summary).
+
+  `run`: a search result or its `.history`.
+  """
+  from nasjax import hessian as hessian_lib  # pylint: disable=g-import-not-at-top
+  history, _ = _unpack(run)
+  if stop_epoch is None:
+    stop_epoch = (getattr(run, 'summary', None) or {}).get(
+        'early_stop', {}).get('epoch')
+  records = [r for r in history if hessian_lib.METRICS[0] in r.train]
+  if not records:
+    raise ValueError('The history has no Hessian eigenvalues (set '
+                     'config.hessian.every_epochs to measure them).')
+  epochs = [r.epoch for r in records]
+  fig = _figure(figsize=(6, 3.5), layout='constrained')
+  ax = fig.subplots()
+  for k, name in enumerate(hessian_lib.METRICS):
+    ax.plot(epochs, [r.train[name] for r in records], marker='o',
+            markersize=3, color=f'C{k}', linewidth=2 if k == 0 else 1,
+            label=name.replace('hessian_', '').replace('_', ' '))
+  if stop_epoch is not None:
+    ax.axvline(stop_epoch, color='k', linestyle='--', linewidth=1,
+               label=f'early stop: epoch {stop_epoch}')
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('eigenvalue of the Hessian in alpha')
+  ax.legend(fontsize=7)
   return _integer_epochs(fig)
 
 

@@ -81,7 +81,7 @@ def _nasjax_imports(path):
 # The layers of docs/design.md's import picture that hold today.
 _MACHINERY = ('bilevel', 'optim', 'loop', 'checkpoint', 'parallel',
               'train_state', 'progress', 'mixing', 'layers', 'errors',
-              'types', 'platform')
+              'types', 'platform', 'hessian')
 _ABOVE_MACHINERY = ('darts', 'enas', 'strategies', 'search_spaces',
                     'one_shot', 'final', 'api', 'genotype', 'configs')
 

@@ -125,3 +125,39 @@ def language_model(c: ml_collections.ConfigDict, *, seed: int,
   c.model.dropout_e = dropout_e
   # Temporal activation regularisation (beta), training loss only.
   c.model.tar = 1e-3
+
+
+def collapse_options(c: ml_collections.ConfigDict) -> None:
+  """Published fixes of DARTS's collapse, for the searches that learn alpha
+  by gradient."""
+  c.beta_decay = ml_collections.ConfigDict()
+  # beta-DARTS (Ye et al., CVPR 2022): add lambda * sum over cell types of
+  # mean_edges logsumexp(alpha) to the architecture objective, lambda =
+  # per_epoch * epoch (theirs: 0.5; 0 is off). `strategies.darts.BetaDecay`.
+  c.beta_decay.per_epoch = 0.0
+
+
+def hessian(c: ml_collections.ConfigDict) -> None:
+  """The Hessian monitor and RobustDARTS's early stop (`nasjax.hessian`),
+  for the searches that learn alpha by gradient."""
+  c.hessian = ml_collections.ConfigDict()
+  # After every `every_epochs` epochs (0: never), the Hessian of the
+  # architecture loss in alpha on a fixed validation batch: its largest
+  # eigenvalues and the smallest go into the history and TensorBoard
+  # ('hessian_max_eigenvalue', ...) and hessian.png.
+  c.hessian.every_epochs = 0
+  # 'val': L_val(w, alpha) at the current weights (RobustDARTS's);
+  # 'unrolled': L_val(w'(alpha), alpha), what exact second order descends.
+  c.hessian.objective = 'val'
+  # Lanczos steps (Hessian-vector products) per measurement; capped at
+  # alpha's size, where the eigenvalues are exact.
+  c.hessian.iterations = 20
+  # DARTS-ES (Zela et al. 2020): stop when the dominant eigenvalue, averaged
+  # over a centred window of `window` epochs, grew so that
+  # mean(epoch i - k) / mean(epoch i) < ratio, and return the architecture
+  # of epoch i - k (not before start_epoch). Needs every_epochs = 1.
+  c.hessian.early_stop = False
+  c.hessian.window = 5
+  c.hessian.k = 5
+  c.hessian.ratio = 0.75
+  c.hessian.start_epoch = 0

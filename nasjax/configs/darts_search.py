@@ -27,6 +27,9 @@ ARG picks the variant:
                      enas_digits) --config.genotype=WORKDIR/genotype.json.
 Override any field from the command line, e.g.
   --config.search.arch_mode=first_order --config.epochs=10
+The collapse tools: --config.hessian.every_epochs=1 records the Hessian's
+eigenvalues in alpha, --config.hessian.early_stop=True stops by
+RobustDARTS's rule, --config.beta_decay.per_epoch=0.5 is beta-DARTS.
 """
 
 import ml_collections
@@ -101,6 +104,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.search.compile_workers = 2
   # r = fd_radius / ||grad_w' L_val|| for 'finite_difference'.
   c.search.fd_radius = 0.01
+
+  common.hessian(c)
+  common.collapse_options(c)
 
   c.arch_optimizer = ml_collections.ConfigDict()
   # alpha: Adam(lr, betas=(b1, b2)) with coupled L2 weight decay.

@@ -25,6 +25,9 @@ ARG is `<space>_<strategy>[_<size>]`:
              tiny     tests: C=4, N=1 (darts_cell: 3 cells), digits, 2 steps
 Set --config.table to a NAS-Bench-201 table (CSV: arch, cellstr,
 <dataset>-val, <dataset>-test) to have the derived cell looked up in it.
+DARTS's collapse tools (`configs/common.py`): --config.hessian.every_epochs=1
+(the Hessian monitor, DARTS only), --config.hessian.early_stop=True
+(DARTS-ES), --config.beta_decay.per_epoch=0.5 (beta-DARTS; DARTS and GDAS).
 """
 
 import ml_collections
@@ -112,6 +115,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.arch_optimizer.b1 = 0.5
   c.arch_optimizer.b2 = 0.999
   c.arch_optimizer.weight_decay = 1e-3
+
+  # DARTS only (the loss of a sampled cell has no Hessian in alpha).
+  common.hessian(c)
+  common.collapse_options(c)
 
   c.derive = ml_collections.ConfigDict()
   # rsps: cells sampled at the end and ranked by their accuracy on the

@@ -11,7 +11,8 @@ writes:
                         matrix per epoch (IMAGES)
   genotypes/epoch_NNN.{json,txt} and _normal/_reduce.svg pictures, per epoch
   genotype.{json,txt}, genotype_{normal,reduce}.svg, alpha.png (softmax(alpha)
-                        over the epochs), results.json: at the end of a
+                        over the epochs), hessian.png (with the Hessian
+                        monitor on), results.json: at the end of a
                         completed search only
 
 Without a workdir nothing is written. SIGTERM and Ctrl-C save a checkpoint
@@ -40,6 +41,7 @@ from nasjax.data import pipeline
 from nasjax import augment
 from nasjax import config_checks
 from nasjax import genotype as genotype_lib
+from nasjax import hessian as hessian_lib
 from nasjax import history as history_lib
 from nasjax import layers
 from nasjax import loop
@@ -50,6 +52,7 @@ from nasjax.darts import model as model_lib
 from nasjax import optim
 from nasjax import bilevel as step_lib
 from nasjax.search_spaces import darts_cell
+from nasjax.strategies import darts as darts_strategy
 from nasjax.train_state import SearchState
 
 
@@ -99,7 +102,9 @@ class SearchResult:
 
   Attributes:
     status: 'completed' or 'interrupted' (SIGTERM; a checkpoint was saved).
-    genotype: derived from the final alpha.
+    genotype: derived from the final alpha; after an early stop
+      (`config.hessian.early_stop`), the genotype of the epoch it returned
+      to (summary['early_stop']).
     history: one `history.EpochRecord` per epoch (softmax(alpha) per edge,
       mean losses and accuracies, the genotype at that epoch), including the
       epochs of earlier runs of a resumed workdir.
@@ -190,11 +195,15 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                                  opened.checkpointer, opened.history)
 
   is_weights = config.search.arch_mode == 'weights_only'
+  family = step_lib.family_of(model, prep)
   step_fn = step_lib.compiled_step(
-      step_lib.family_of(model, prep), mesh,
+      family, mesh,
       arch_mode=config.search.arch_mode, learning_rate=schedule,
       staged=config.search.staged, fd_radius=config.search.fd_radius,
-      second_order_impl=config.search.second_order_impl)
+      second_order_impl=config.search.second_order_impl,
+      arch_regularizer=darts_strategy.BetaDecay(
+          config.beta_decay.per_epoch, per_epoch)
+      if config.beta_decay.per_epoch else None)
 
   pidx, pcount = parallel.process_info()
   batch_args = dict(process_index=pidx, process_count=pcount,
@@ -203,6 +212,10 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
                               **batch_args)
   val_it = pipeline.batches(val, config.batch_size, seed=config.seed + 1,
                             **batch_args)
+
+  monitor = hessian_lib.SearchMonitor(config.hessian, family, mesh, train,
+                                      val, config.batch_size, config.seed)
+  early = {}
 
   writer = None
   if workdir is not None and pidx == 0 and not opened.previous:
@@ -218,6 +231,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
             'config': config.to_dict()}
 
   def end_of_epoch(st, epoch, means):
+    means = {**means, **monitor.measure(st, epoch)}
     alpha = parallel.to_host(st.alpha)
     g = genotype_lib.from_alpha(alpha, space)
     record = history_lib.EpochRecord(
@@ -239,6 +253,13 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       writer.flush()
     if callback is not None:
       callback(list(records))
+    stop = monitor.stop_epoch(records)
+    if stop is not None:
+      early.update(epoch=stop, stopped_after_epoch=epoch)
+      report.message(f'early stop (DARTS-ES): the dominant Hessian '
+                     f'eigenvalue grew; returning to epoch {stop}')
+      return True
+    return False
 
   one_step = step_lib.feed(step_fn, mesh, train_it, val_it, is_weights)
 
@@ -272,9 +293,14 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
 
   alpha = parallel.to_host(state.alpha)
   g = genotype_lib.from_alpha(alpha, space)
+  if early:  # DARTS-ES returns the architecture of an earlier epoch.
+    g = next(r.genotype for r in records if r.epoch == early['epoch'])
   summary = {**result.summary(total_steps, t0, mesh.devices.size),
-             'genotype': genotype_lib.to_dict(g)}
-  summary = opened.previous or summary
+             'genotype': genotype_lib.to_dict(g),
+             **({'early_stop': early} if early else {})}
+  if opened.previous:
+    summary = opened.previous
+    g = genotype_lib.from_dict(summary['genotype'])
   out = SearchResult(result.status, g, records, state, space, summary, workdir)
   if (result.status != 'completed' or workdir is None or pidx != 0 or
       opened.previous):
@@ -284,6 +310,9 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
     from nasjax import plot  # pylint: disable=g-import-not-at-top
     plot.save(plot.alpha_history(records, space),
               os.path.join(workdir, 'alpha.png'))
+    if any(hessian_lib.METRICS[0] in r.train for r in records):
+      plot.save(plot.hessian(records, early.get('epoch')),
+                os.path.join(workdir, 'hessian.png'))
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   return out

@@ -181,7 +181,7 @@ def test_the_search_records_the_eigenvalues_and_stops_early(tmp_path):
   assert int(saved[1]['step']) == int(result.state.step)
   # The last record's eigenvalues are the final state's, on the first val
   # batch of seed + 7 (Lanczos at 40 = alpha's size: every eigenvalue).
-  train, val, _, _ = pipeline.bilevel_halves(
+  _, val, _, _ = pipeline.bilevel_halves(
       ds.train, c.data.train_portion, c.batch_size, c.epochs, 0)
   first = lambda split: next(pipeline.batches(split, c.batch_size,
                                               seed=c.seed + 7))[1]
@@ -196,7 +196,6 @@ def test_the_search_records_the_eigenvalues_and_stops_early(tmp_path):
   np.testing.assert_allclose(
       [record['hessian_max_eigenvalue'], record['hessian_min_eigenvalue']],
       [expected[-1], expected[0]], rtol=2e-3, atol=1e-4 * expected[-1])
-  del train
 
 
 def test_the_nb201_darts_search_records_the_eigenvalues(tmp_path):

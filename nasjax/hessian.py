@@ -215,12 +215,16 @@ class SearchMonitor:
   `seed + 7`), so that the trajectory is not batch noise. `stop_epoch(
   records)`: DARTS-ES's epoch to return to, given the history so far, when
   the section's `early_stop` is on and the rule fires; else None.
+  `should_stop(records, epoch, report)`: the same as a loop's answer to
+  `loop.run`, noting the stop in `early` ({'epoch', 'stopped_after_epoch'})
+  and in the report.
   """
 
   def __init__(self, cfg, family, mesh, train, val, batch_size: int,
                seed: int):
     from nasjax.data import pipeline  # pylint: disable=g-import-not-at-top
     self.cfg = cfg
+    self.early = {}
     self.on = cfg.every_epochs > 0
     if not self.on:
       return
@@ -248,3 +252,12 @@ class SearchMonitor:
     return robust_darts_stop(values, window=self.cfg.window, k=self.cfg.k,
                              ratio=self.cfg.ratio,
                              start_epoch=self.cfg.start_epoch)
+
+  def should_stop(self, records, epoch: int, report) -> bool:
+    stop = self.stop_epoch(records)
+    if stop is None:
+      return False
+    self.early.update(epoch=stop, stopped_after_epoch=epoch)
+    report.message(f'early stop (DARTS-ES): the dominant Hessian eigenvalue '
+                   f'grew; returning to epoch {stop}')
+    return True

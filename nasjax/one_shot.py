@@ -381,9 +381,8 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   mode = config.strategy.arch_mode
   step_fn = step_lib.compiled_step(
       family, mesh, arch_mode=mode, learning_rate=schedule, staged=True,
-      arch_regularizer=strategies_lib.darts.BetaDecay(
-          config.beta_decay.per_epoch, per_epoch)
-      if config.beta_decay.per_epoch else None)
+      arch_regularizer=strategies_lib.darts.beta_decay_of(config,
+                                                          per_epoch))
 
   pidx, pcount = parallel.process_info()
   batch_args = dict(process_index=pidx, process_count=pcount,
@@ -412,7 +411,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
   phase = {}
   monitor = hessian_lib.SearchMonitor(config.hessian, family, mesh, train,
                                       val, config.batch_size, config.seed)
-  early = {}
+  early = monitor.early
 
   def derived(st):
     return learnt_cell(space, strategy, st.alpha)
@@ -456,12 +455,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       writer.flush()
     if callback is not None:
       callback(list(records))
-    stop = monitor.stop_epoch(records)
-    if stop is not None:
-      early.update(epoch=stop, stopped_after_epoch=epoch)
-      report.message(f'early stop (DARTS-ES): the dominant Hessian '
-                     f'eigenvalue grew; returning to epoch {stop}')
-    return stop is not None
+    return monitor.should_stop(records, epoch, report)
 
   weight_step = step_lib.feed(step_fn, mesh, train_it, val_it,
                               mode == 'weights_only')

@@ -1,8 +1,6 @@
 """The published fixes of DARTS's collapse, each against an independent
 computation: beta-DARTS's regulariser (`strategies.darts.BetaDecay`)."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,10 +8,8 @@ import pytest
 
 from nasjax import bilevel
 from nasjax import configs
-from nasjax import data
 from nasjax import errors
 from nasjax import one_shot
-from nasjax.data import pipeline
 from nasjax.strategies import darts
 from tests import helpers
 
@@ -55,12 +51,6 @@ def test_the_arch_update_adds_the_regularisers_gradient():
     np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
 
 
-def _small_digits(n=64):
-  ds = data.load('digits')
-  return dataclasses.replace(ds, train=pipeline.Split(
-      ds.train.images[:n], ds.train.labels[:n]))
-
-
 def test_the_nb201_search_takes_the_regulariser():
   """3 epochs of 4 steps. With lambda 50 per epoch the penalty's gradient
   (about 2 per entry) outweighs the loss's from epoch 1 on and pulls every
@@ -69,7 +59,7 @@ def test_the_nb201_search_takes_the_regulariser():
     c = configs.one_shot('nb201_darts_tiny')
     c.epochs, c.max_steps = 3, 0
     c.beta_decay.per_epoch = per_epoch
-    r = one_shot.search(c, None, _small_digits(), progress='none')
+    r = one_shot.search(c, None, helpers.small_digits(), progress='none')
     init = one_shot.strategy_of(c).init_alpha(
         jax.random.split(jax.random.key(c.seed), 3)[1], {'cell': (6, 5)})
     return np.asarray(r.state.alpha['cell']) - np.asarray(init['cell'])
@@ -79,4 +69,4 @@ def test_the_nb201_search_takes_the_regulariser():
   c = configs.one_shot('nb201_rsps_tiny')
   c.beta_decay.per_epoch = 0.5
   with pytest.raises(errors.ConfigError, match='beta_decay.per_epoch'):
-    one_shot.search(c, None, _small_digits(), progress='none')
+    one_shot.search(c, None, helpers.small_digits(), progress='none')

@@ -8,7 +8,7 @@ import pytest
 from nasjax import configs
 from nasjax import data
 from nasjax import one_shot
-from tests.one_shot_test import _small_digits
+from tests import helpers
 
 
 @pytest.mark.parametrize('strategy', ['gdas', 'rsps', 'enas'])
@@ -21,7 +21,7 @@ def test_the_darts_cell_is_searched_by_gdas_rsps_and_enas(strategy, tmp_path):
   c = configs.one_shot(f'darts_cell_{strategy}_tiny')
   ds = data.load('digits')
   if strategy == 'enas':  # A whole epoch (4 steps), then the controller's.
-    c.max_steps, ds = 0, _small_digits()
+    c.max_steps, ds = 0, helpers.small_digits()
   result = one_shot.search(c, str(tmp_path), ds, progress='none')
   s = result.summary
   assert result.status == 'completed' and s['space'] == 'darts_cell'

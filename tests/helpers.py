@@ -60,6 +60,17 @@ def batch(seed, size=8):
           'label': rs.randint(0, 10, (size,)).astype(np.int32)}
 
 
+def small_digits(n: int = 64):
+  """The bundled digits with only the first `n` training images: searches
+  of several short epochs (64 images: 4 steps of 8 per half)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from nasjax import data  # pylint: disable=g-import-not-at-top
+  from nasjax.data import pipeline  # pylint: disable=g-import-not-at-top
+  ds = data.load('digits')
+  return dataclasses.replace(ds, train=pipeline.Split(
+      ds.train.images[:n], ds.train.labels[:n]))
+
+
 def override(config, **fields):
   """Sets dotted fields of an ml_collections config: override(c, **{'a.b': 1})."""
   for k, v in fields.items():

@@ -143,15 +143,6 @@ def test_robust_darts_stop_by_hand():
     hessian.robust_darts_stop(ev, window=4)
 
 
-def _digits_subset(n=64):
-  from nasjax import data  # pylint: disable=g-import-not-at-top
-  from nasjax.data import pipeline  # pylint: disable=g-import-not-at-top
-  ds = data.get_dataset('digits')
-  return pipeline.Dataset(ds.name, pipeline.Split(ds.train.images[:n],
-                                                  ds.train.labels[:n]),
-                          ds.test, ds.num_classes, ds.mean, ds.std)
-
-
 def test_the_search_records_the_eigenvalues_and_stops_early(tmp_path):
   """The DARTS search with the monitor on: every epoch's record holds the
   eigenvalues of the state it ends with, on the fixed batch (checked
@@ -160,7 +151,7 @@ def test_the_search_records_the_eigenvalues_and_stops_early(tmp_path):
   from nasjax import configs  # pylint: disable=g-import-not-at-top
   from nasjax.darts import search  # pylint: disable=g-import-not-at-top
   from nasjax.data import pipeline  # pylint: disable=g-import-not-at-top
-  ds = _digits_subset()
+  ds = helpers.small_digits()
   c = helpers.override(configs.search('tiny'), **{
       'search.arch_mode': 'first_order', 'epochs': 8, 'max_steps': 0,
       'hessian.every_epochs': 1, 'hessian.iterations': 40,
@@ -207,7 +198,7 @@ def test_the_nb201_darts_search_records_the_eigenvalues(tmp_path):
   from nasjax import one_shot  # pylint: disable=g-import-not-at-top
   c = helpers.override(configs.one_shot('nb201_darts_tiny'), **{
       'hessian.every_epochs': 1, 'hessian.iterations': 6})
-  result = one_shot.search(c, str(tmp_path), _digits_subset(), progress='none')
+  result = one_shot.search(c, str(tmp_path), helpers.small_digits(), progress='none')
   record = result.history[-1].train
   values = [record[m] for m in hessian.METRICS]
   assert np.all(np.isfinite(values)) and values == sorted(values)[::-1]
@@ -219,11 +210,11 @@ def test_the_nb201_darts_search_records_the_eigenvalues(tmp_path):
     c = helpers.override(configs.one_shot(name), **{
         'hessian.every_epochs': 1})
     with pytest.raises(errors.ConfigError, match='hessian.every_epochs'):
-      one_shot.search(c, None, _digits_subset(), progress='none')
+      one_shot.search(c, None, helpers.small_digits(), progress='none')
   c = helpers.override(configs.one_shot('nb201_darts_tiny'), **{
       'hessian.early_stop': True})
   with pytest.raises(errors.ConfigError, match='hessian.early_stop'):
-    one_shot.search(c, None, _digits_subset(), progress='none')
+    one_shot.search(c, None, helpers.small_digits(), progress='none')
   c.hessian.every_epochs, c.hessian.window = 1, 4
   with pytest.raises(errors.ConfigError, match='hessian.window'):
-    one_shot.search(c, None, _digits_subset(), progress='none')
+    one_shot.search(c, None, helpers.small_digits(), progress='none')

@@ -1,7 +1,6 @@
 """The one-shot search loop and binary: every strategy on NAS-Bench-201,
 its derivation, the table lookup, and the files a run leaves."""
 
-import dataclasses
 import json
 import os
 
@@ -13,7 +12,6 @@ from nasjax import configs
 from nasjax import data
 from nasjax import errors
 from nasjax import one_shot
-from nasjax.data import pipeline
 from nasjax.search_spaces.nb201 import encoding
 from nasjax.search_spaces.nb201 import table as table_lib
 from tests import helpers
@@ -66,10 +64,6 @@ def test_each_strategy_searches_derives_and_looks_the_cell_up(
   assert again.cell == cell
 
 
-def _small_digits(n=64):
-  ds = data.load('digits')
-  return dataclasses.replace(ds, train=pipeline.Split(
-      ds.train.images[:n], ds.train.labels[:n]))
 
 
 def test_enas_controller_phases_resume_exactly(tmp_path):
@@ -79,7 +73,7 @@ def test_enas_controller_phases_resume_exactly(tmp_path):
   that went straight; the controller learnt (its weights moved).
   Catches: the controller's batches restarting on resumption, the phase
   run at the wrong step."""
-  ds = _small_digits()
+  ds = helpers.small_digits()
 
   def config(max_steps):
     c = configs.one_shot('nb201_enas_tiny')

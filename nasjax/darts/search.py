@@ -201,9 +201,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       arch_mode=config.search.arch_mode, learning_rate=schedule,
       staged=config.search.staged, fd_radius=config.search.fd_radius,
       second_order_impl=config.search.second_order_impl,
-      arch_regularizer=darts_strategy.BetaDecay(
-          config.beta_decay.per_epoch, per_epoch)
-      if config.beta_decay.per_epoch else None)
+      arch_regularizer=darts_strategy.beta_decay_of(config, per_epoch))
 
   pidx, pcount = parallel.process_info()
   batch_args = dict(process_index=pidx, process_count=pcount,
@@ -215,7 +213,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
 
   monitor = hessian_lib.SearchMonitor(config.hessian, family, mesh, train,
                                       val, config.batch_size, config.seed)
-  early = {}
+  early = monitor.early
 
   writer = None
   if workdir is not None and pidx == 0 and not opened.previous:
@@ -253,13 +251,7 @@ def search(config: ml_collections.ConfigDict, workdir: str | None,
       writer.flush()
     if callback is not None:
       callback(list(records))
-    stop = monitor.stop_epoch(records)
-    if stop is not None:
-      early.update(epoch=stop, stopped_after_epoch=epoch)
-      report.message(f'early stop (DARTS-ES): the dominant Hessian '
-                     f'eigenvalue grew; returning to epoch {stop}')
-      return True
-    return False
+    return monitor.should_stop(records, epoch, report)
 
   one_step = step_lib.feed(step_fn, mesh, train_it, val_it, is_weights)
 

@@ -52,3 +52,10 @@ class BetaDecay:
   def __call__(self, alpha, step):
     epoch = jnp.floor_divide(step, self.steps_per_epoch)
     return self.per_epoch * epoch * beta_decay(alpha)
+
+
+def beta_decay_of(config, steps_per_epoch: int) -> BetaDecay | None:
+  """The `BetaDecay` a search config's `beta_decay` section asks for, or
+  None when it is off."""
+  per_epoch = config.beta_decay.per_epoch
+  return BetaDecay(per_epoch, steps_per_epoch) if per_epoch else None
